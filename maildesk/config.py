@@ -1,0 +1,502 @@
+"""maildesk.toml, loaded once into a frozen, typed Config that is passed down explicitly.
+
+Every key is validated on load and a bad one is reported by its dotted name
+(`smtp.max_size`, `agents[2].address`), so a deployment script sees what to fix.
+Secrets (`env:NAME`, `file:PATH`) are resolved only when used, so a command that
+does not need the IMAP password does not fail because it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from maildesk.durations import parse_duration, parse_size
+from maildesk.errors import ConfigError
+
+DEFAULT_DB_URL = "sqlite:///maildesk.db"
+_ADDRESS = re.compile(r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+_HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret given as a literal, `env:NAME` or `file:PATH`; resolved on use."""
+
+    key: str
+    spec: str
+
+    def reveal(self) -> str:
+        if self.spec.startswith("env:"):
+            name = self.spec[4:]
+            value = os.environ.get(name)
+            if value is None:
+                raise ConfigError(self.key, f"environment variable {name} is not set")
+            return value
+        if self.spec.startswith("file:"):
+            path = Path(self.spec[5:])
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(self.key, f"cannot read {path}: {exc.strerror}") from None
+        return self.spec
+
+    def __bool__(self) -> bool:
+        return bool(self.spec)
+
+    def __repr__(self) -> str:  # never print a secret by accident
+        return f"Secret({self.key!r}, {'<set>' if self.spec else '<empty>'})"
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    name: str = "Example Support"
+    addresses: tuple[str, ...] = ("support@helpdesk.example",)
+    ticket_prefix: str = "MD"
+    secret: Secret = Secret("desk.secret", "env:MAILDESK_SECRET")
+    lead: str = ""
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: Path = Path("var")
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    listen: str = "127.0.0.1:2525"
+    max_size: int = 25_000_000
+    lmtp: bool = False
+
+
+@dataclass(frozen=True)
+class OutboundConfig:
+    relay: str = "maildir:var/outbox"
+    username: str = ""
+    password: Secret = Secret("outbound.password", "")
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    host: str
+    port: int = 993
+    tls: str = "ssl"
+    username: str = ""
+    password: Secret = Secret("imap.password", "")
+    folders: tuple[str, ...] = ("INBOX",)
+    processed_folder: str = ""
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    name: str
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    address: str
+    name: str = ""
+    team: str = ""
+    tier: int = 1
+
+
+@dataclass(frozen=True)
+class OrganizationConfig:
+    name: str
+    domains: tuple[str, ...] = ()
+    priority: bool = False
+    account_manager: str = ""
+
+
+@dataclass(frozen=True)
+class HoursConfig:
+    timezone: str = "Europe/Zurich"
+    # weekday -> (start minute, end minute) in local time; absent: closed
+    week: Mapping[str, tuple[int, int]] = field(
+        default_factory=lambda: {d: (600, 1060) for d in _WEEKDAYS[:5]} | {"sat": (570, 810)}
+    )
+    holidays: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SlaConfig:
+    first_response: timedelta = timedelta(hours=2)
+    unclaimed_alert: timedelta = timedelta(hours=1)
+    no_update: timedelta = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class VendorConfig:
+    name: str = ""
+    address: str = ""
+    domains: tuple[str, ...] = ()
+    after_hours: bool = True
+    unclaimed_after: timedelta = timedelta(hours=1)
+    max_open: int = 50
+
+
+@dataclass(frozen=True)
+class ThreadingConfig:
+    """How far maildesk goes to join a message to a ticket when headers do not say."""
+
+    # a reply to a resolved/closed ticket reopens it within this time of closing
+    reopen_window: timedelta = timedelta(days=14)
+    # a header-less reply with a matching subject joins only within this time of the last update
+    subject_window: timedelta = timedelta(days=7)
+    # colleagues of the requester's configured organisation may use the tag and subject rules
+    same_organization: bool = True
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds that keep one hostile message from exhausting memory or time."""
+
+    message: int = 50_000_000
+    attachment: int = 25_000_000
+    html: int = 2_000_000
+    text: int = 1_000_000
+    parts: int = 500
+
+
+@dataclass(frozen=True)
+class Config:
+    desk: DeskConfig = DeskConfig()
+    database_url: str = DEFAULT_DB_URL
+    storage: StorageConfig = StorageConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    outbound: OutboundConfig = OutboundConfig()
+    imap: tuple[ImapAccount, ...] = ()
+    teams: tuple[TeamConfig, ...] = ()
+    agents: tuple[AgentConfig, ...] = ()
+    organizations: tuple[OrganizationConfig, ...] = ()
+    hours: HoursConfig = HoursConfig()
+    sla: SlaConfig = SlaConfig()
+    vendor: VendorConfig = VendorConfig()
+    threading: ThreadingConfig = ThreadingConfig()
+    limits: LimitsConfig = LimitsConfig()
+    source: Path | None = None
+
+    def is_desk_address(self, address: str) -> bool:
+        """True for a support address or its plus-addressed form (support+anything@)."""
+        address = address.lower()
+        local, _, domain = address.partition("@")
+        base = local.split("+", 1)[0]
+        return any(f"{base}@{domain}" == own for own in self.desk_addresses)
+
+    @property
+    def desk_addresses(self) -> frozenset[str]:
+        return frozenset(a.lower() for a in self.desk.addresses)
+
+    def agent(self, address: str) -> AgentConfig | None:
+        address = address.lower()
+        return next((a for a in self.agents if a.address.lower() == address), None)
+
+    def organization_for(self, address: str) -> OrganizationConfig | None:
+        domain = address.rpartition("@")[2].lower()
+        for org in self.organizations:
+            if any(domain == d or domain.endswith("." + d) for d in org.domains):
+                return org
+        return None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _Section:
+    """A TOML table being read, which knows its dotted name for error messages."""
+
+    def __init__(self, name: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(name, "must be a table")
+        self.name = name
+        self.data = dict(data)
+        self.known: set[str] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
+    def get(self, key: str, default: T, convert: Callable[[Any], T] | None = None) -> T:
+        self.known.add(key)
+        if key not in self.data:
+            return default
+        value = self.data[key]
+        try:
+            if convert is not None:
+                return convert(value)
+            if isinstance(default, bool) and not isinstance(value, bool):
+                raise ValueError("must be true or false")
+            if isinstance(default, int) and not isinstance(default, bool):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError("must be an integer")
+            if isinstance(default, str) and not isinstance(value, str):
+                raise ValueError("must be a string")
+            return value  # type: ignore[no-any-return]
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(self.key(key), str(exc)) from None
+
+    def secret(self, key: str, default: str = "") -> Secret:
+        return Secret(self.key(key), self.get(key, default))
+
+    def address(self, key: str, default: str = "", required: bool = False) -> str:
+        value = self.get(key, default)
+        if required and not value:
+            raise ConfigError(self.key(key), "is required")
+        if value and not _ADDRESS.match(value):
+            raise ConfigError(self.key(key), f"{value!r} is not an email address")
+        return value.lower()
+
+    def strings(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        def convert(value: Any) -> tuple[str, ...]:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError("must be a list of strings")
+            return tuple(value)
+
+        return self.get(key, default, convert)
+
+    def duration(self, key: str, default: timedelta) -> timedelta:
+        return self.get(key, default, parse_duration)
+
+    def size(self, key: str, default: int) -> int:
+        return self.get(key, default, parse_size)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.known)
+        if unknown:
+            raise ConfigError(self.key(unknown[0]), "is not a known setting")
+
+
+def _listen(value: Any) -> str:
+    if not isinstance(value, str) or not re.match(r"^[^\s]+:\d{1,5}$", value):
+        raise ValueError(f"{value!r} is not host:port")
+    port = int(value.rsplit(":", 1)[1])
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return value
+
+
+def _hours_range(value: Any) -> tuple[int, int] | None:
+    if value in ("", None):
+        return None
+    match = _HOURS.match(str(value).strip())
+    if not match:
+        raise ValueError(f"{value!r} is not a range like '10:00-17:40'")
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if not (0 <= start < end <= 24 * 60 and m1 < 60 and m2 < 60):
+        raise ValueError(f"{value!r} is not a valid range of the day")
+    return start, end
+
+
+def _prefix(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}", value):
+        raise ValueError("must be 1-16 letters or digits, starting with a letter")
+    return value.upper()
+
+
+def _array(data: dict[str, Any], name: str) -> list[_Section]:
+    items = data.get(name, [])
+    if not isinstance(items, list):
+        raise ConfigError(name, "must be an array of tables ([[{}]])".format(name))
+    return [_Section(f"{name}[{i}]", item) for i, item in enumerate(items)]
+
+
+def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
+    """Validate a TOML document already read into a dict."""
+    top = _Section("", data)
+    top.known.update({"imap", "teams", "agents", "organizations"})
+
+    d = _Section("desk", top.get("desk", {}, dict))
+    desk = DeskConfig(
+        name=d.get("name", DeskConfig.name),
+        addresses=tuple(
+            a.lower() for a in d.strings("addresses", DeskConfig.addresses)
+        ),
+        ticket_prefix=d.get("ticket_prefix", "MD", _prefix),
+        secret=d.secret("secret", "env:MAILDESK_SECRET"),
+        lead=d.address("lead"),
+    )
+    for i, address in enumerate(desk.addresses):
+        if not _ADDRESS.match(address):
+            raise ConfigError(f"desk.addresses[{i}]", f"{address!r} is not an email address")
+    if not desk.addresses:
+        raise ConfigError("desk.addresses", "needs at least one support address")
+    d.finish()
+
+    db = _Section("database", top.get("database", {}, dict))
+    database_url = db.get("url", DEFAULT_DB_URL)
+    db.finish()
+
+    s = _Section("storage", top.get("storage", {}, dict))
+    storage = StorageConfig(path=Path(s.get("path", "var")))
+    s.finish()
+
+    sm = _Section("smtp", top.get("smtp", {}, dict))
+    smtp = SmtpConfig(
+        listen=sm.get("listen", SmtpConfig.listen, _listen),
+        max_size=sm.size("max_size", SmtpConfig.max_size),
+        lmtp=sm.get("lmtp", False),
+    )
+    sm.finish()
+
+    o = _Section("outbound", top.get("outbound", {}, dict))
+    relay = o.get("relay", OutboundConfig.relay)
+    if not re.match(r"^(maildir:.+|smtps?://[^/\s]+)$", relay):
+        raise ConfigError("outbound.relay", f"{relay!r}: use maildir:PATH, smtp://host:port or smtps://host:port")
+    outbound = OutboundConfig(relay=relay, username=o.get("username", ""), password=o.secret("password"))
+    o.finish()
+
+    imap = []
+    for sec in _array(data, "imap"):
+        host = sec.get("host", "")
+        if not host:
+            raise ConfigError(sec.key("host"), "is required")
+        tls = sec.get("tls", "ssl")
+        if tls not in ("ssl", "starttls", "none"):
+            raise ConfigError(sec.key("tls"), "must be ssl, starttls or none")
+        if tls == "none" and host not in ("127.0.0.1", "localhost", "::1"):
+            raise ConfigError(sec.key("tls"), "none is allowed only for a loopback host")
+        imap.append(ImapAccount(
+            host=host, port=sec.get("port", 993 if tls == "ssl" else 143), tls=tls,
+            username=sec.get("username", ""), password=sec.secret("password"),
+            folders=sec.strings("folders", ("INBOX",)),
+            processed_folder=sec.get("processed_folder", ""),
+        ))
+        sec.finish()
+
+    teams = []
+    for sec in _array(data, "teams"):
+        name = sec.get("name", "")
+        if not name:
+            raise ConfigError(sec.key("name"), "is required")
+        teams.append(TeamConfig(name=name, address=sec.address("address")))
+        sec.finish()
+    team_names = {t.name for t in teams}
+
+    agents = []
+    for sec in _array(data, "agents"):
+        team = sec.get("team", "")
+        if team and team not in team_names:
+            raise ConfigError(sec.key("team"), f"{team!r} is not one of the [[teams]]")
+        tier = sec.get("tier", 1)
+        if tier not in (1, 2, 3):
+            raise ConfigError(sec.key("tier"), "must be 1, 2 or 3")
+        agents.append(AgentConfig(
+            address=sec.address("address", required=True), name=sec.get("name", ""),
+            team=team, tier=tier,
+        ))
+        sec.finish()
+
+    organizations = []
+    for sec in _array(data, "organizations"):
+        name = sec.get("name", "")
+        if not name:
+            raise ConfigError(sec.key("name"), "is required")
+        organizations.append(OrganizationConfig(
+            name=name, domains=tuple(x.lower().lstrip("@") for x in sec.strings("domains", ())),
+            priority=sec.get("priority", False), account_manager=sec.address("account_manager"),
+        ))
+        sec.finish()
+
+    h = _Section("hours", top.get("hours", {}, dict))
+    tz = h.get("timezone", HoursConfig.timezone)
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError("hours.timezone", f"{tz!r} is not a known time zone") from None
+    week: dict[str, tuple[int, int]] = {}
+    if any(day in h.data for day in _WEEKDAYS):
+        for day in _WEEKDAYS:
+            span = h.get(day, None, _hours_range)
+            if span:
+                week[day] = span
+    else:
+        week = dict(HoursConfig().week)
+    holidays = h.strings("holidays", ())
+    for i, day in enumerate(holidays):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", day):
+            raise ConfigError(f"hours.holidays[{i}]", f"{day!r} is not a date like 2026-12-25")
+    hours = HoursConfig(timezone=tz, week=week, holidays=holidays)
+    h.finish()
+
+    sl = _Section("sla", top.get("sla", {}, dict))
+    sla = SlaConfig(
+        first_response=sl.duration("first_response", SlaConfig.first_response),
+        unclaimed_alert=sl.duration("unclaimed_alert", SlaConfig.unclaimed_alert),
+        no_update=sl.duration("no_update", SlaConfig.no_update),
+    )
+    sl.finish()
+
+    v = _Section("vendor", top.get("vendor", {}, dict))
+    vendor = VendorConfig(
+        name=v.get("name", ""), address=v.address("address"),
+        domains=tuple(x.lower() for x in v.strings("domains", ())),
+        after_hours=v.get("after_hours", True),
+        unclaimed_after=v.duration("unclaimed_after", VendorConfig.unclaimed_after),
+        max_open=v.get("max_open", 50),
+    )
+    v.finish()
+
+    t = _Section("threading", top.get("threading", {}, dict))
+    threading = ThreadingConfig(
+        reopen_window=t.duration("reopen_window", ThreadingConfig.reopen_window),
+        subject_window=t.duration("subject_window", ThreadingConfig.subject_window),
+        same_organization=t.get("same_organization", True),
+    )
+    t.finish()
+
+    li = _Section("limits", top.get("limits", {}, dict))
+    limits = LimitsConfig(
+        message=li.size("message", LimitsConfig.message),
+        attachment=li.size("attachment", LimitsConfig.attachment),
+        html=li.size("html", LimitsConfig.html),
+        text=li.size("text", LimitsConfig.text),
+        parts=li.get("parts", LimitsConfig.parts),
+    )
+    li.finish()
+    top.finish()
+
+    return Config(
+        desk=desk, database_url=database_url, storage=storage, smtp=smtp, outbound=outbound,
+        imap=tuple(imap), teams=tuple(teams), agents=tuple(agents),
+        organizations=tuple(organizations), hours=hours, sla=sla, vendor=vendor,
+        threading=threading, limits=limits, source=source,
+    )
+
+
+def load_config(path: Path | None) -> Config:
+    """Read `path`, or ./maildesk.toml when present, or return the built-in defaults."""
+    if path is None:
+        default = Path("maildesk.toml")
+        if not default.exists():
+            return Config()
+        path = default
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read the file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), "is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"is not valid TOML: {exc}") from None
+    config = parse_config(data, source=path)
+    # relative storage paths are relative to the config file, so cron jobs behave like the shell
+    if not config.storage.path.is_absolute():
+        base = path.parent
+        object.__setattr__(config, "storage", StorageConfig(path=base / config.storage.path))
+    return config

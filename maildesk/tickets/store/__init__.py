@@ -1,0 +1,1 @@
+"""Persistence: peewee models, database set-up and explicit migrations."""

@@ -1,0 +1,212 @@
+"""The peewee models: tickets and their conversation, the spool, the outbox, and the audit trail.
+
+Models bind to `database_proxy` at start-up (see `db.open_database`); nothing here opens a
+connection at import time. Times are naive UTC datetimes throughout.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DatabaseProxy,
+    DateTimeField,
+    FloatField,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+database_proxy = DatabaseProxy()
+
+
+class BaseModel(Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class SchemaVersion(BaseModel):
+    """One row per applied migration; see migrations.py."""
+
+    version = IntegerField(primary_key=True)
+    name = CharField()
+    applied_at = DateTimeField()
+
+
+class Organization(BaseModel):
+    name = CharField(unique=True)
+    domains = TextField(default="")  # space separated
+    priority = BooleanField(default=False)
+    account_manager = CharField(default="")
+
+
+class Team(BaseModel):
+    name = CharField(unique=True)
+    address = CharField(default="")
+
+
+class Agent(BaseModel):
+    address = CharField(unique=True)
+    name = CharField(default="")
+    team = ForeignKeyField(Team, null=True, on_delete="SET NULL")
+    tier = IntegerField(default=1)
+    active = BooleanField(default=True)
+
+
+class Contact(BaseModel):
+    email = CharField(unique=True)
+    name = CharField(default="")
+    organization = ForeignKeyField(Organization, null=True, on_delete="SET NULL")
+    undeliverable = BooleanField(default=False)
+    created_at = DateTimeField()
+
+
+class InboundMail(BaseModel):
+    """The spool: one row per distinct message received, whatever became of it."""
+
+    sha256 = CharField(max_length=64, unique=True)
+    # sha256 of Message-ID + body: the same message delivered twice by different routes
+    dedupe_key = CharField(max_length=64, unique=True)
+    message_id = TextField(default="")
+    path = TextField()
+    size = BigIntegerField()
+    source = CharField(max_length=32)  # smtp, imap, file, mbox, stdin
+    source_ref = TextField(default="")  # file path, mbox offset, imap account/folder/uid
+    received_at = DateTimeField(index=True)
+    state = CharField(max_length=16, index=True, default="received")
+    reason = TextField(default="")
+    attempts = IntegerField(default=0)
+    processed_at = DateTimeField(null=True)
+    claimed_until = DateTimeField(null=True)
+
+
+class Ticket(BaseModel):
+    number = IntegerField(unique=True)
+    subject = TextField(default="")
+    subject_key = CharField(max_length=255, index=True, default="")  # normalised for matching
+    status = CharField(max_length=24, index=True, default="new")
+    issue_type = CharField(max_length=32, default="unclassified")
+    type_confidence = FloatField(null=True)
+    priority = CharField(max_length=16, default="normal")
+    team = CharField(default="")
+    assignee = ForeignKeyField(Agent, null=True, on_delete="SET NULL")
+    requester = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
+    organization = ForeignKeyField(Organization, null=True, on_delete="SET NULL")
+    created_at = DateTimeField(index=True)
+    updated_at = DateTimeField(index=True)
+    first_response_at = DateTimeField(null=True)
+    closed_at = DateTimeField(null=True)
+    vendor = CharField(max_length=24, null=True)
+    merged_into = ForeignKeyField("self", null=True, on_delete="SET NULL")
+
+
+class TicketParticipant(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="participants", on_delete="CASCADE")
+    contact = ForeignKeyField(Contact, on_delete="CASCADE")
+    role = CharField(max_length=16, default="cc")
+
+    class Meta:
+        indexes = ((("ticket", "contact"), True),)
+
+
+class TicketLink(BaseModel):
+    """A link between tickets; `kind` reads from `source` to `target` ("follow-up of")."""
+
+    source = ForeignKeyField(Ticket, backref="links_out", on_delete="CASCADE")
+    target = ForeignKeyField(Ticket, backref="links_in", on_delete="CASCADE")
+    kind = CharField(max_length=24)
+    created_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("source", "target", "kind"), True),)
+
+
+class Message(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    inbound = ForeignKeyField(InboundMail, null=True, unique=True, on_delete="SET NULL")
+    message_id = CharField(max_length=998, index=True)
+    direction = CharField(max_length=3, default="in")
+    visibility = CharField(max_length=8, default="public")
+    kind = CharField(max_length=16, default="customer")
+    from_addr = CharField(default="")
+    from_name = CharField(default="")
+    to = TextField(default="[]")  # JSON list of addresses
+    cc = TextField(default="[]")
+    date = DateTimeField(null=True)  # the Date header, UTC
+    arrived_at = DateTimeField(index=True)
+    subject = TextField(default="")
+    text = TextField(default="")  # newly written text
+    body = TextField(default="")  # the whole text part (for search and re-stripping)
+    defects = TextField(default="[]")
+
+
+class MessageReference(BaseModel):
+    """Message-IDs a message points at (In-Reply-To and References), for out-of-order threading."""
+
+    message = ForeignKeyField(Message, backref="refs", on_delete="CASCADE")
+    ref = CharField(max_length=998, index=True)
+
+
+class Attachment(BaseModel):
+    message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
+    filename = CharField()
+    content_type = CharField(default="application/octet-stream")
+    size = BigIntegerField()
+    sha256 = CharField(max_length=64, index=True)
+    path = TextField(default="")  # empty when the attachment was over the size limit
+    content_id = CharField(default="")
+    inline = BooleanField(default=False)
+
+
+class Event(BaseModel):
+    ticket = ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    at = DateTimeField(index=True)
+    kind = CharField(max_length=32)
+    detail = TextField(default="")
+    actor = CharField(default="")
+
+
+class OutboundMail(BaseModel):
+    """The outbox: a row first, sent later with retries."""
+
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    message_id = CharField(max_length=998, unique=True)
+    recipients = TextField(default="[]")
+    path = TextField(default="")
+    state = CharField(max_length=16, index=True, default="queued")
+    tries = IntegerField(default=0)
+    next_try_at = DateTimeField(null=True, index=True)
+    last_error = TextField(default="")
+    created_at = DateTimeField()
+    sent_at = DateTimeField(null=True)
+
+
+class Label(BaseModel):
+    """An agent-confirmed label (issue type, team, spam) kept for retraining."""
+
+    ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    inbound = ForeignKeyField(InboundMail, null=True, on_delete="SET NULL")
+    kind = CharField(max_length=16)
+    value = CharField()
+    source = CharField(default="agent")
+    created_at = DateTimeField()
+
+
+class ImapState(BaseModel):
+    account = CharField()
+    folder = CharField()
+    uidvalidity = BigIntegerField()
+    last_uid = BigIntegerField(default=0)
+
+    class Meta:
+        indexes = ((("account", "folder"), True),)
+
+
+ALL_MODELS: tuple[type[BaseModel], ...] = (
+    SchemaVersion, Organization, Team, Agent, Contact, InboundMail, Ticket,
+    TicketParticipant, TicketLink, Message, MessageReference, Attachment, Event,
+    OutboundMail, Label, ImapState,
+)
