@@ -1,0 +1,213 @@
+"""The one ordered list of stages a spooled message goes through, and the worker that runs it.
+
+As in Mailman's chains, every stage is a small function taking the `MailContext` and
+returning a `Verdict`; the order lives here and nowhere else. A stage that raises sends
+the message to quarantine with the exception as its reason (Mailman's "shunt") and the
+worker goes on with the next message: one bad message never stops intake.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from peewee import Database
+
+from maildesk.config import Config
+from maildesk.errors import ParseError
+from maildesk.spool import Spool
+
+if TYPE_CHECKING:
+    from maildesk.parse.message import ParsedMail
+    from maildesk.threader import ThreadDecision
+    from maildesk.tickets.store.models import InboundMail, Message, Ticket
+
+log = logging.getLogger(__name__)
+
+
+class Action(Enum):
+    CONTINUE = "continue"  # go on to the next stage
+    RECORD_ONLY = "record-only"  # store on its ticket, never answer (auto-reply, bounce)
+    QUARANTINE = "quarantine"  # park for a person (spam, unparseable)
+    STOP = "stop"  # nothing more to do (a duplicate)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a stage decided, with reasons a person can read."""
+
+    action: Action = Action.CONTINUE
+    kind: str = "normal"  # normal, spam, auto-reply, bounce, duplicate, unparseable
+    reasons: tuple[str, ...] = ()
+    spam_score: float | None = None
+
+
+CONTINUE: Final = Verdict()
+
+
+@dataclass
+class MailContext:
+    """One message on its way through the stages; each stage fills in its part."""
+
+    spool_id: int
+    raw: bytes
+    source: str
+    now: datetime  # aware UTC; the command's clock, never datetime.now()
+    config: Config
+    storage: Path
+    parsed: ParsedMail | None = None
+    verdict: Verdict = CONTINUE
+    thread: ThreadDecision | None = None
+    ticket: Ticket | None = None
+    message: Message | None = None
+    new_ticket: bool = False
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def log_extra(self) -> dict[str, object]:
+        return {
+            "spool_id": self.spool_id,
+            "message_id": self.parsed.message_id if self.parsed else "",
+            "ticket": self.ticket_ref,
+        }
+
+    @property
+    def ticket_ref(self) -> str:
+        if self.ticket is None:
+            return ""
+        return f"{self.config.desk.ticket_prefix}-{self.ticket.number}"
+
+
+Stage = Callable[[MailContext], Verdict]
+
+
+def _stages() -> tuple[Stage, ...]:
+    # imported here so that `maildesk --help` does not pay for scikit-learn and mail-parser
+    from maildesk import parse, screen, threader, tickets
+
+    return (parse.run, screen.run, threader.run, tickets.record)
+
+
+@dataclass
+class Outcome:
+    """What became of one message, for summaries and logs."""
+
+    spool_id: int
+    status: str  # new_ticket, reply, duplicate, quarantined, spam, auto-reply, bounce
+    ticket_ref: str = ""
+    reason: str = ""
+
+
+@dataclass
+class Tally:
+    """Counts for `ingest --json`, shaped as DESIGN.md promises."""
+
+    received: int = 0
+    new_tickets: int = 0
+    replies: int = 0
+    duplicates: int = 0
+    spam: int = 0
+    auto_replies: int = 0
+    bounces: int = 0
+    quarantined: int = 0
+
+    def add(self, outcome: Outcome) -> None:
+        field_name = {
+            "new_ticket": "new_tickets", "reply": "replies", "duplicate": "duplicates",
+            "spam": "spam", "auto-reply": "auto_replies", "bounce": "bounces",
+            "quarantined": "quarantined",
+        }.get(outcome.status)
+        if field_name:
+            setattr(self, field_name, getattr(self, field_name) + 1)
+
+
+class Worker:
+    """Runs spooled mail through the stages, one savepoint per message, one commit per batch."""
+
+    def __init__(self, config: Config, database: Database, spool: Spool,
+                 stages: tuple[Stage, ...] | None = None) -> None:
+        self.config = config
+        self.database = database
+        self.spool = spool
+        self.stages = stages or _stages()
+
+    def process_pending(self, now: datetime, batch_size: int = 200,
+                        on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+        """Process everything spooled and not yet done (also what a crash left behind)."""
+        outcomes: list[Outcome] = []
+        after = 0
+        while True:
+            rows = self.spool.pending(limit=batch_size, after_id=after)
+            if not rows:
+                return outcomes
+            after = rows[-1].id
+            with self.database.atomic():
+                for row in rows:
+                    outcome = self.process_one(row, now)
+                    outcomes.append(outcome)
+                    if on_outcome:
+                        on_outcome(outcome)
+
+    def process_one(self, row: InboundMail, now: datetime) -> Outcome:
+        started = time.perf_counter()
+        try:
+            raw = self.spool.read(row)
+        except OSError as exc:
+            reason = f"spool file unreadable: {exc.strerror or exc}"
+            self.spool.quarantine(row, reason, now)
+            return Outcome(row.id, "quarantined", reason=reason)
+        ctx = MailContext(spool_id=row.id, raw=raw, source=row.source, now=now,
+                          config=self.config, storage=self.spool.root.parent)
+        stage_name = ""
+        try:
+            with self.database.atomic():
+                for stage in self.stages:
+                    stage_name = f"{stage.__module__}.{stage.__name__}"
+                    verdict = stage(ctx)
+                    if verdict is not CONTINUE:
+                        ctx.verdict = verdict
+                    if verdict.action in (Action.QUARANTINE, Action.STOP):
+                        break
+                if ctx.verdict.action is Action.QUARANTINE:
+                    raise _Quarantine(ctx.verdict)
+                self.spool.mark_processed(row, now)
+        except _Quarantine as parked:
+            reason = "; ".join(parked.verdict.reasons) or parked.verdict.kind
+            self.spool.quarantine(row, f"{parked.verdict.kind}: {reason}", now)
+            status = "spam" if parked.verdict.kind == "spam" else "quarantined"
+            log.info("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)
+            return Outcome(row.id, status, reason=reason)
+        except ParseError as exc:
+            reason = f"unparseable: {exc}"
+            self.spool.quarantine(row, reason, now)
+            log.warning("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)
+            return Outcome(row.id, "quarantined", reason=reason)
+        except Exception as exc:  # noqa: BLE001 - the shunt: any failure parks the message
+            reason = f"{stage_name} failed: {type(exc).__name__}: {exc}"[:2000]
+            self.spool.quarantine(row, reason, now)
+            log.exception("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)
+            return Outcome(row.id, "quarantined", reason=reason)
+        status = _status(ctx)
+        log.info("spool %s -> %s %s (%.1f ms)", row.id, status, ctx.ticket_ref,
+                 (time.perf_counter() - started) * 1000, extra=ctx.log_extra)
+        return Outcome(row.id, status, ctx.ticket_ref)
+
+
+class _Quarantine(Exception):
+    """Raised inside the savepoint so a quarantined message leaves no half-written ticket."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.kind)
+        self.verdict = verdict
+
+
+def _status(ctx: MailContext) -> str:
+    if ctx.verdict.kind in ("duplicate", "auto-reply", "bounce"):
+        return ctx.verdict.kind
+    return "new_ticket" if ctx.new_ticket else "reply"

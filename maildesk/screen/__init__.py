@@ -1,0 +1,26 @@
+"""Screen stage: decide whether a message is normal mail, spam, an auto-reply, a bounce or a loop.
+
+The rules run in the order of SCREENS, decisive ones first (as Mailman's chain), and the
+first that returns a result decides. The rules themselves land with the screening work;
+until then every message is normal mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from maildesk.pipeline import MailContext, Verdict
+
+SCREENS: Final[tuple[Callable[[MailContext], Verdict | None], ...]] = ()
+
+
+def run(ctx: MailContext) -> Verdict:
+    from maildesk.pipeline import CONTINUE
+
+    for check in SCREENS:
+        verdict = check(ctx)
+        if verdict is not None:
+            return verdict
+    return CONTINUE
