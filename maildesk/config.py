@@ -235,9 +235,9 @@ class _Section:
                 return convert(value)
             if isinstance(default, bool) and not isinstance(value, bool):
                 raise ValueError("must be true or false")
-            if isinstance(default, int) and not isinstance(default, bool):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ValueError("must be an integer")
+            wants_int = isinstance(default, int) and not isinstance(default, bool)
+            if wants_int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError("must be an integer")
             if isinstance(default, str) and not isinstance(value, str):
                 raise ValueError("must be a string")
             return value  # type: ignore[no-any-return]
@@ -310,7 +310,7 @@ def _prefix(value: Any) -> str:
 def _array(data: dict[str, Any], name: str) -> list[_Section]:
     items = data.get(name, [])
     if not isinstance(items, list):
-        raise ConfigError(name, "must be an array of tables ([[{}]])".format(name))
+        raise ConfigError(name, f"must be an array of tables ([[{name}]])")
     return [_Section(f"{name}[{i}]", item) for i, item in enumerate(items)]
 
 
@@ -322,9 +322,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     d = _Section("desk", top.get("desk", {}, dict))
     desk = DeskConfig(
         name=d.get("name", DeskConfig.name),
-        addresses=tuple(
-            a.lower() for a in d.strings("addresses", DeskConfig.addresses)
-        ),
+        addresses=tuple(a.lower() for a in d.strings("addresses", DeskConfig.addresses)),
         ticket_prefix=d.get("ticket_prefix", "MD", _prefix),
         secret=d.secret("secret", "env:MAILDESK_SECRET"),
         lead=d.address("lead"),
@@ -355,8 +353,12 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     o = _Section("outbound", top.get("outbound", {}, dict))
     relay = o.get("relay", OutboundConfig.relay)
     if not re.match(r"^(maildir:.+|smtps?://[^/\s]+)$", relay):
-        raise ConfigError("outbound.relay", f"{relay!r}: use maildir:PATH, smtp://host:port or smtps://host:port")
-    outbound = OutboundConfig(relay=relay, username=o.get("username", ""), password=o.secret("password"))
+        raise ConfigError(
+            "outbound.relay", f"{relay!r}: use maildir:PATH, smtp://host:port or smtps://host:port"
+        )
+    outbound = OutboundConfig(
+        relay=relay, username=o.get("username", ""), password=o.secret("password")
+    )
     o.finish()
 
     imap = []
@@ -369,12 +371,17 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
             raise ConfigError(sec.key("tls"), "must be ssl, starttls or none")
         if tls == "none" and host not in ("127.0.0.1", "localhost", "::1"):
             raise ConfigError(sec.key("tls"), "none is allowed only for a loopback host")
-        imap.append(ImapAccount(
-            host=host, port=sec.get("port", 993 if tls == "ssl" else 143), tls=tls,
-            username=sec.get("username", ""), password=sec.secret("password"),
-            folders=sec.strings("folders", ("INBOX",)),
-            processed_folder=sec.get("processed_folder", ""),
-        ))
+        imap.append(
+            ImapAccount(
+                host=host,
+                port=sec.get("port", 993 if tls == "ssl" else 143),
+                tls=tls,
+                username=sec.get("username", ""),
+                password=sec.secret("password"),
+                folders=sec.strings("folders", ("INBOX",)),
+                processed_folder=sec.get("processed_folder", ""),
+            )
+        )
         sec.finish()
 
     teams = []
@@ -394,10 +401,14 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         tier = sec.get("tier", 1)
         if tier not in (1, 2, 3):
             raise ConfigError(sec.key("tier"), "must be 1, 2 or 3")
-        agents.append(AgentConfig(
-            address=sec.address("address", required=True), name=sec.get("name", ""),
-            team=team, tier=tier,
-        ))
+        agents.append(
+            AgentConfig(
+                address=sec.address("address", required=True),
+                name=sec.get("name", ""),
+                team=team,
+                tier=tier,
+            )
+        )
         sec.finish()
 
     organizations = []
@@ -405,10 +416,14 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         name = sec.get("name", "")
         if not name:
             raise ConfigError(sec.key("name"), "is required")
-        organizations.append(OrganizationConfig(
-            name=name, domains=tuple(x.lower().lstrip("@") for x in sec.strings("domains", ())),
-            priority=sec.get("priority", False), account_manager=sec.address("account_manager"),
-        ))
+        organizations.append(
+            OrganizationConfig(
+                name=name,
+                domains=tuple(x.lower().lstrip("@") for x in sec.strings("domains", ())),
+                priority=sec.get("priority", False),
+                account_manager=sec.address("account_manager"),
+            )
+        )
         sec.finish()
 
     h = _Section("hours", top.get("hours", {}, dict))
@@ -442,7 +457,8 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
 
     v = _Section("vendor", top.get("vendor", {}, dict))
     vendor = VendorConfig(
-        name=v.get("name", ""), address=v.address("address"),
+        name=v.get("name", ""),
+        address=v.address("address"),
         domains=tuple(x.lower() for x in v.strings("domains", ())),
         after_hours=v.get("after_hours", True),
         unclaimed_after=v.duration("unclaimed_after", VendorConfig.unclaimed_after),
@@ -470,10 +486,21 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     top.finish()
 
     return Config(
-        desk=desk, database_url=database_url, storage=storage, smtp=smtp, outbound=outbound,
-        imap=tuple(imap), teams=tuple(teams), agents=tuple(agents),
-        organizations=tuple(organizations), hours=hours, sla=sla, vendor=vendor,
-        threading=threading, limits=limits, source=source,
+        desk=desk,
+        database_url=database_url,
+        storage=storage,
+        smtp=smtp,
+        outbound=outbound,
+        imap=tuple(imap),
+        teams=tuple(teams),
+        agents=tuple(agents),
+        organizations=tuple(organizations),
+        hours=hours,
+        sla=sla,
+        vendor=vendor,
+        threading=threading,
+        limits=limits,
+        source=source,
     )
 
 

@@ -62,12 +62,13 @@ class MailContext:
     config: Config
     storage: Path
     parsed: ParsedMail | None = None
+    preparsed: ParsedMail | ParseError | None = None  # parsed ahead, in the worker's pool
     verdict: Verdict = CONTINUE
     thread: ThreadDecision | None = None
     ticket: Ticket | None = None
     message: Message | None = None
     new_ticket: bool = False
-    reasons: list[str] = field(default_factory=list)
+    org_ids: dict[str, int] = field(default_factory=dict)  # organisation ids by name
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -119,8 +120,12 @@ class Tally:
 
     def add(self, outcome: Outcome) -> None:
         field_name = {
-            "new_ticket": "new_tickets", "reply": "replies", "duplicate": "duplicates",
-            "spam": "spam", "auto-reply": "auto_replies", "bounce": "bounces",
+            "new_ticket": "new_tickets",
+            "reply": "replies",
+            "duplicate": "duplicates",
+            "spam": "spam",
+            "auto-reply": "auto_replies",
+            "bounce": "bounces",
             "quarantined": "quarantined",
         }.get(outcome.status)
         if field_name:
@@ -130,40 +135,94 @@ class Tally:
 class Worker:
     """Runs spooled mail through the stages, one savepoint per message, one commit per batch."""
 
-    def __init__(self, config: Config, database: Database, spool: Spool,
-                 stages: tuple[Stage, ...] | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        database: Database,
+        spool: Spool,
+        stages: tuple[Stage, ...] | None = None,
+        processes: int | None = None,
+    ) -> None:
+        from maildesk.parse.pool import ParsePool
+        from maildesk.tickets.directory import organization_ids
+
         self.config = config
         self.database = database
         self.spool = spool
         self.stages = stages or _stages()
+        self.parser = ParsePool(config.limits, processes)
+        self.org_ids = organization_ids()
 
-    def process_pending(self, now: datetime, batch_size: int = 200,
-                        on_outcome: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-        """Process everything spooled and not yet done (also what a crash left behind)."""
+    def close(self) -> None:
+        self.parser.close()
+
+    def process_pending(
+        self,
+        now: datetime,
+        batch_size: int = 200,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> list[Outcome]:
+        """Process everything spooled and not yet done (also what a crash left behind).
+
+        The next batch is parsed in the pool while this one is stored, in spool order.
+        """
         outcomes: list[Outcome] = []
-        after = 0
-        while True:
-            rows = self.spool.pending(limit=batch_size, after_id=after)
-            if not rows:
-                return outcomes
-            after = rows[-1].id
-            with self.database.atomic():
-                for row in rows:
-                    outcome = self.process_one(row, now)
-                    outcomes.append(outcome)
-                    if on_outcome:
-                        on_outcome(outcome)
 
-    def process_one(self, row: InboundMail, now: datetime) -> Outcome:
+        def report(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+            if on_outcome:
+                on_outcome(outcome)
+
+        def load(after: int) -> tuple[int, list[tuple[InboundMail, bytes]]]:
+            rows = self.spool.pending(limit=batch_size, after_id=after)
+            loaded = []
+            for row in rows:
+                try:
+                    loaded.append((row, self.spool.read(row)))
+                except OSError as exc:
+                    report(self._park(row, f"spool file unreadable: {exc.strerror or exc}", now))
+            return (rows[-1].id if rows else -1), loaded
+
+        last, batch = load(0)
+        waiting = self.parser.submit([raw for _, raw in batch], now)
+        while last >= 0:
+            last, upcoming = load(last)
+            upcoming_results = self.parser.submit([raw for _, raw in upcoming], now)
+            parsed = waiting()
+            with self.database.atomic():
+                for (row, raw), result in zip(batch, parsed, strict=True):
+                    report(self.process_one(row, now, raw=raw, parsed=result))
+            batch, waiting = upcoming, upcoming_results
+        return outcomes
+
+    def _park(self, row: InboundMail, reason: str, now: datetime) -> Outcome:
+        self.spool.quarantine(row, reason, now)
+        log.warning("quarantined spool %s: %s", row.id, reason, extra={"spool_id": row.id})
+        return Outcome(row.id, "quarantined", reason=reason)
+
+    def process_one(
+        self,
+        row: InboundMail,
+        now: datetime,
+        raw: bytes | None = None,
+        parsed: ParsedMail | ParseError | None = None,
+    ) -> Outcome:
         started = time.perf_counter()
-        try:
-            raw = self.spool.read(row)
-        except OSError as exc:
-            reason = f"spool file unreadable: {exc.strerror or exc}"
-            self.spool.quarantine(row, reason, now)
-            return Outcome(row.id, "quarantined", reason=reason)
-        ctx = MailContext(spool_id=row.id, raw=raw, source=row.source, now=now,
-                          config=self.config, storage=self.spool.root.parent)
+        if raw is None:
+            try:
+                raw = self.spool.read(row)
+            except OSError as exc:
+                return self._park(row, f"spool file unreadable: {exc.strerror or exc}", now)
+        ctx = MailContext(
+            spool_id=row.id,
+            raw=raw,
+            source=row.source,
+            now=now,
+            config=self.config,
+            storage=self.spool.root.parent,
+            preparsed=parsed,
+            org_ids=self.org_ids,
+        )
         stage_name = ""
         try:
             with self.database.atomic():
@@ -184,18 +243,21 @@ class Worker:
             log.info("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)
             return Outcome(row.id, status, reason=reason)
         except ParseError as exc:
-            reason = f"unparseable: {exc}"
-            self.spool.quarantine(row, reason, now)
-            log.warning("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)
-            return Outcome(row.id, "quarantined", reason=reason)
-        except Exception as exc:  # noqa: BLE001 - the shunt: any failure parks the message
+            return self._park(row, f"unparseable: {exc}", now)
+        except Exception as exc:
             reason = f"{stage_name} failed: {type(exc).__name__}: {exc}"[:2000]
             self.spool.quarantine(row, reason, now)
             log.exception("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)
             return Outcome(row.id, "quarantined", reason=reason)
         status = _status(ctx)
-        log.info("spool %s -> %s %s (%.1f ms)", row.id, status, ctx.ticket_ref,
-                 (time.perf_counter() - started) * 1000, extra=ctx.log_extra)
+        log.info(
+            "spool %s -> %s %s (%.1f ms)",
+            row.id,
+            status,
+            ctx.ticket_ref,
+            (time.perf_counter() - started) * 1000,
+            extra=ctx.log_extra,
+        )
         return Outcome(row.id, status, ctx.ticket_ref)
 
 

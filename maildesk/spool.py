@@ -16,13 +16,16 @@ import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from peewee import Database, IntegrityError
+from peewee import Database
 
+from maildesk.clock import naive_utc
 from maildesk.errors import SpoolError
 from maildesk.tickets.store.models import InboundMail
 
@@ -33,7 +36,9 @@ PROCESSED = "processed"
 QUARANTINED = "quarantined"
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
+_MESSAGE_ID = re.compile(
+    rb"^message-id:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE
+)
 _ANGLE = re.compile(r"<([^<>\s]{1,990})>")
 # only this much of a header block is searched for the Message-ID: a 10,000-header
 # message must not make the spool slow
@@ -79,7 +84,7 @@ def dedupe_key(raw: bytes, sha256: str) -> str:
     if not message_id:
         return sha256
     end = _HEADER_END.search(raw)
-    body = raw[end.end():] if end else b""
+    body = raw[end.end() :] if end else b""
     body = body.replace(b"\r\n", b"\n").rstrip()
     digest = hashlib.sha256(message_id.encode("utf-8", "replace") + b"\0" + body)
     return digest.hexdigest()
@@ -93,8 +98,9 @@ class Spool:
         self.database = database
         self._tmp = self.root / "tmp"
 
-    def path_for(self, sha256: str) -> Path:
-        return self.root / sha256[:2] / f"{sha256}.eml"
+    def path_for(self, sha256: str, day: datetime) -> Path:
+        # one folder per day: a batch's renames are made durable by one folder fsync
+        return self.root / day.strftime("%Y-%m-%d") / f"{sha256}.eml"
 
     def read(self, row: InboundMail) -> bytes:
         path = Path(row.path)
@@ -109,65 +115,89 @@ class Spool:
     def accept_many(self, batch: Iterable[Incoming], now: datetime) -> list[Spooled]:
         """Store a batch: every file fsync'd, then one commit; committed when this returns."""
         items = [(item, hashlib.sha256(item.raw).hexdigest()) for item in batch]
-        results: list[Spooled | None] = [None] * len(items)
-        with self.database.atomic():
-            known = self._known([sha for _, sha in items])
-            for index, (item, sha) in enumerate(items):
-                if sha in known:
-                    results[index] = Spooled(known[sha], sha, duplicate=True)
-                    continue
-                self._write(sha, item.raw)
-                key = dedupe_key(item.raw, sha)
-                try:
-                    with self.database.atomic():
-                        row = InboundMail.create(
-                            sha256=sha, dedupe_key=key, message_id=header_message_id(item.raw),
-                            path=str(self.path_for(sha).relative_to(self.root)), size=len(item.raw),
-                            source=item.source, source_ref=item.source_ref[:2000],
-                            received_at=now, state=RECEIVED,
-                        )
-                except IntegrityError:
-                    twin = InboundMail.get_or_none(
-                        (InboundMail.dedupe_key == key) | (InboundMail.sha256 == sha)
+        known = self._known([sha for _, sha in items])
+        fresh: dict[str, dict[str, object]] = {}
+        writes: dict[str, bytes] = {}
+        for item, sha in items:
+            if sha in known or sha in fresh:
+                continue
+            writes[sha] = item.raw
+            fresh[sha] = {
+                "sha256": sha,
+                "dedupe_key": dedupe_key(item.raw, sha),
+                "message_id": header_message_id(item.raw),
+                "path": str(self.path_for(sha, now).relative_to(self.root)),
+                "size": len(item.raw),
+                "source": item.source,
+                "source_ref": item.source_ref[:2000],
+                "received_at": naive_utc(now),
+                "state": RECEIVED,
+            }
+        # fsync releases the GIL: several files reach the disk at once
+        if len(writes) > 1:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                folders = set(
+                    pool.map(
+                        lambda kv: self._write(self.path_for(kv[0], now), kv[1]), writes.items()
                     )
+                )
+        else:
+            folders = {self._write(self.path_for(sha, now), raw) for sha, raw in writes.items()}
+        for folder in folders:  # renames are durable once their folders are
+            _fsync_dir(folder)
+        duplicates_by_key: set[str] = set()
+        with self.database.atomic():
+            if fresh:
+                rows = list(fresh.values())
+                for start in range(0, len(rows), 100):
+                    InboundMail.insert_many(
+                        rows[start : start + 100]
+                    ).on_conflict_ignore().execute()
+            known.update(self._known(list(fresh)))
+            # rows ignored for their dedupe_key: a re-delivery of a message we already hold
+            for sha, row in fresh.items():
+                if sha not in known:
+                    twin = InboundMail.get_or_none(InboundMail.dedupe_key == row["dedupe_key"])
                     if twin is None:
-                        raise
-                    if twin.sha256 != sha:
-                        # a re-delivery of a message we hold: its own bytes are not needed
-                        self.path_for(sha).unlink(missing_ok=True)
-                    results[index] = Spooled(twin.id, twin.sha256, duplicate=True)
+                        raise SpoolError(f"message {sha[:12]} was neither stored nor found")
                     known[sha] = twin.id
-                    continue
-                known[sha] = row.id
-                results[index] = Spooled(row.id, sha, duplicate=False)
-        return [r for r in results if r is not None]
+                    duplicates_by_key.add(sha)
+                    self.path_for(sha, now).unlink(missing_ok=True)
+        results = []
+        for _item, sha in items:
+            duplicate = sha not in fresh or sha in duplicates_by_key
+            results.append(Spooled(known[sha], sha, duplicate=duplicate))
+            fresh.pop(sha, None)  # a second copy within the batch is a duplicate
+        return results
 
     def _known(self, shas: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(shas), 500):
-            chunk = shas[start:start + 500]
+            chunk = shas[start : start + 500]
             query = InboundMail.select(InboundMail.id, InboundMail.sha256).where(
                 InboundMail.sha256.in_(chunk)
             )
             found.update({row.sha256: row.id for row in query})
         return found
 
-    def _write(self, sha256: str, raw: bytes) -> None:
-        final = self.path_for(sha256)
+    def _write(self, final: Path, raw: bytes) -> Path:
+        """Write the file and fsync it; the caller fsyncs the returned folder."""
         if final.exists() and final.stat().st_size == len(raw):
-            return
+            return final.parent
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             self._tmp.mkdir(parents=True, exist_ok=True)
-            tmp = self._tmp / f"{sha256}.{os.getpid()}.tmp"
+            tmp = self._tmp / f"{final.stem}.{os.getpid()}.{threading.get_ident()}.tmp"
             with open(tmp, "wb") as handle:
                 handle.write(raw)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, final)
-            _fsync_dir(final.parent)
         except OSError as exc:
-            raise SpoolError(f"cannot store message {sha256[:12]} in {self.root}: {exc}") from exc
+            raise SpoolError(
+                f"cannot store message {final.stem[:12]} in {self.root}: {exc}"
+            ) from exc
+        return final.parent
 
     # ------------------------------------------------------------------ state changes
 
@@ -181,14 +211,16 @@ class Spool:
         )
 
     def mark_processed(self, row: InboundMail, now: datetime) -> None:
-        InboundMail.update(state=PROCESSED, processed_at=now, reason="").where(
+        InboundMail.update(state=PROCESSED, processed_at=naive_utc(now), reason="").where(
             InboundMail.id == row.id
         ).execute()
 
     def quarantine(self, row: InboundMail, reason: str, now: datetime) -> None:
         """Park a message for a person: raw bytes stay, the reason says why."""
         InboundMail.update(
-            state=QUARANTINED, reason=reason[:4000], processed_at=now,
+            state=QUARANTINED,
+            reason=reason[:4000],
+            processed_at=naive_utc(now),
             attempts=InboundMail.attempts + 1,
         ).where(InboundMail.id == row.id).execute()
 

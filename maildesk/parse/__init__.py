@@ -12,11 +12,11 @@ if TYPE_CHECKING:
 
 def run(ctx: MailContext) -> Verdict:
     """Fill `ctx.parsed`; oversized or unreadable mail goes to quarantine with its reason."""
-    from maildesk.parse.message import parse
+    from maildesk.parse.pool import parse_safely
     from maildesk.pipeline import CONTINUE
 
-    limit = ctx.config.limits.message
-    if len(ctx.raw) > limit:
-        raise ParseError(f"message is {len(ctx.raw)} bytes, over limits.message ({limit})")
-    ctx.parsed = parse(ctx.raw, ctx.config.limits, ctx.now)
+    result = ctx.preparsed or parse_safely(ctx.raw, ctx.config.limits, ctx.now)
+    if isinstance(result, ParseError):
+        raise result
+    ctx.parsed = result
     return CONTINUE

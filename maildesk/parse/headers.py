@@ -18,11 +18,11 @@ _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]+")
 _FOLD = re.compile(r"\r?\n[ \t]*|\r[ \t]*")
 _SPACES = re.compile(r"[ \t]+")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?\s]*)\?=")
-_BETWEEN_WORDS = re.compile(r"(=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=)")
+_BETWEEN_WORDS = re.compile(
+    r"(=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=)"
+)
 _MSGID = re.compile(r"<([^<>\s]{1,990})>")
-_BARE_ENCODED_WORD = re.compile(r"=\?([^?\s]{1,64})\?([bBqQ])\?([^?\s]*)\?=")
-_BETWEEN_WORDS = re.compile(r"(=\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=)[ \t]+(?==\?[^?\s]{1,64}\?[bBqQ]\?[^?\s]*\?=)")
-_MSGID = re.compile(r"[^<>\s,;]+@[^<>\s,;]+")
+_BARE_MSGID = re.compile(r"[^<>\s,;]+@[^<>\s,;]+")
 # fallbacks for charsets that are missing or that Python does not know ("unknown-8bit", "default")
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 
@@ -73,7 +73,9 @@ def _decode_word(match: re.Match[str]) -> str:
         if encoding == "b":
             data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=False)
         else:
-            data = quopri.decodestring(payload.replace("_", " ").encode("ascii", "replace"), header=True)
+            data = quopri.decodestring(
+                payload.replace("_", " ").encode("ascii", "replace"), header=True
+            )
     except (binascii.Error, ValueError):
         return match.group(0)  # leave a broken word as written rather than lose it
     return bytes_to_text(data, charset)
@@ -94,5 +96,5 @@ def message_ids(value: object, limit: int = 100) -> tuple[str, ...]:
         seen.setdefault(mid, None)
     ids = list(seen)
     if len(ids) > limit:
-        ids = [ids[0], *ids[-(limit - 1):]]
+        ids = [ids[0], *ids[-(limit - 1) :]]
     return tuple(ids)

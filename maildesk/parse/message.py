@@ -97,7 +97,9 @@ def synthetic_message_id(raw: bytes) -> str:
     return f"{hashlib.sha256(raw).hexdigest()[:40]}@synthetic.maildesk.invalid"
 
 
-def parse(raw: bytes, limits: LimitsConfig | None = None, now: datetime | None = None) -> ParsedMail:
+def parse(
+    raw: bytes, limits: LimitsConfig | None = None, now: datetime | None = None
+) -> ParsedMail:
     """Parse raw RFC 5322 bytes. `now` bounds plausible dates (mail from the future)."""
     limits = limits or LimitsConfig()
     defects: list[str] = []
@@ -228,7 +230,9 @@ def _new_text(text: str, html: str | None, defects: list[str]) -> str:
         return text.strip()
 
 
-def _attachments(items: list[dict], limits: LimitsConfig, defects: list[str]) -> tuple[AttachmentPart, ...]:
+def _attachments(
+    items: list[dict], limits: LimitsConfig, defects: list[str]
+) -> tuple[AttachmentPart, ...]:
     out: list[AttachmentPart] = []
     for index, item in enumerate(items):
         if index >= limits.parts:
@@ -260,15 +264,17 @@ def _attachments(items: list[dict], limits: LimitsConfig, defects: list[str]) ->
                 f"attachment {filename!r} is {len(data)} bytes, over the {limits.attachment} limit: "
                 "not stored (the raw message keeps it)"
             )
-        out.append(AttachmentPart(
-            filename=filename,
-            content_type=content_type[:200],
-            size=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
-            payload=None if oversized else data,
-            content_id=content_id,
-            inline=bool(content_id) and not disposition.startswith("attachment"),
-        ))
+        out.append(
+            AttachmentPart(
+                filename=filename,
+                content_type=content_type[:200],
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                payload=None if oversized else data,
+                content_id=content_id,
+                inline=bool(content_id) and not disposition.startswith("attachment"),
+            )
+        )
     return tuple(out)
 
 

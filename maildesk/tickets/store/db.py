@@ -27,7 +27,7 @@ def make_database(url: str) -> Database:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parsed.path
         if not path:
             raise DatabaseError(f"database URL {url!r} names no file")
         if path != ":memory:":
@@ -39,7 +39,9 @@ def make_database(url: str) -> Database:
         try:
             import psycopg2  # noqa: F401
         except ImportError:
-            raise DatabaseError("PostgreSQL needs psycopg2: pip install 'maildesk[postgres]'") from None
+            raise DatabaseError(
+                "PostgreSQL needs psycopg2: pip install 'maildesk[postgres]'"
+            ) from None
         return PostgresqlDatabase(
             unquote(parsed.path.lstrip("/")),
             user=unquote(parsed.username or "") or None,

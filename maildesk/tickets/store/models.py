@@ -206,7 +206,20 @@ class ImapState(BaseModel):
 
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
-    SchemaVersion, Organization, Team, Agent, Contact, InboundMail, Ticket,
-    TicketParticipant, TicketLink, Message, MessageReference, Attachment, Event,
-    OutboundMail, Label, ImapState,
+    SchemaVersion,
+    Organization,
+    Team,
+    Agent,
+    Contact,
+    InboundMail,
+    Ticket,
+    TicketParticipant,
+    TicketLink,
+    Message,
+    MessageReference,
+    Attachment,
+    Event,
+    OutboundMail,
+    Label,
+    ImapState,
 )

@@ -1,0 +1,246 @@
+"""The `maildesk` command: the only place errors become exit codes and messages.
+
+Exit codes: 0 success, 1 a user error (one line on stderr, no traceback), 2 usage error.
+Global options come before the command: --config, --db (or MAILDESK_DB), --now (or
+MAILDESK_NOW), so a user can replay a day and tests need not wait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from maildesk import __version__
+from maildesk.errors import MaildeskError, UserError
+
+
+def _now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(UTC)
+    try:
+        value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(
+            f"--now {text!r} is not an ISO-8601 time like 2026-11-23T09:30:00+01:00"
+        ) from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="maildesk", description="An email-native help desk.")
+    parser.add_argument("--version", action="version", version=f"maildesk {__version__}")
+    parser.add_argument(
+        "--config", type=Path, help="maildesk.toml (default: ./maildesk.toml if present)"
+    )
+    parser.add_argument(
+        "--db", help="database URL (default: MAILDESK_DB, the config, sqlite:///maildesk.db)"
+    )
+    parser.add_argument(
+        "--now", help="the clock for this command, ISO-8601 (default: MAILDESK_NOW or now)"
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    init = commands.add_parser("init", help="write a commented maildesk.toml")
+    init.add_argument("path", nargs="?", type=Path, default=Path("maildesk.toml"))
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    ingest = commands.add_parser(
+        "ingest", help="ingest .eml files, folders, mbox files or - for stdin"
+    )
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    tickets = commands.add_parser("tickets", help="list and show tickets")
+    tickets_commands = tickets.add_subparsers(
+        dest="tickets_command", metavar="ACTION", required=True
+    )
+    listing = tickets_commands.add_parser("list", help="the tickets")
+    listing.add_argument("--status")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--with-messages", action="store_true", help="add messages and events")
+    show = tickets_commands.add_parser("show", help="one ticket with its messages and events")
+    show.add_argument("ref", metavar="REF")
+    show.add_argument("--json", action="store_true")
+
+    quarantine = commands.add_parser("quarantine", help="spam and unprocessable mail")
+    q_commands = quarantine.add_subparsers(
+        dest="quarantine_command", metavar="ACTION", required=True
+    )
+    q_list = q_commands.add_parser("list", help="what is in quarantine, and why")
+    q_list.add_argument("--json", action="store_true")
+    release = q_commands.add_parser("release", help="put a message back through the pipeline")
+    release.add_argument("ids", nargs="+", metavar="ID", type=int)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from maildesk.log import setup_logging
+
+    setup_logging(args.verbose)
+    try:
+        return _dispatch(args)
+    except MaildeskError as exc:
+        print(f"maildesk: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("maildesk: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "init":
+        return _init(args.path, args.force)
+    from maildesk.config import load_config
+    from maildesk.desk import open_desk
+
+    config = load_config(args.config)
+    now = _now(args.now or os.environ.get("MAILDESK_NOW"))
+    url = args.db or os.environ.get("MAILDESK_DB") or config.database_url
+    desk = open_desk(config, url)
+    try:
+        if args.command == "ingest":
+            return _ingest(desk, args, now)
+        if args.command == "tickets":
+            return _tickets(desk, args)
+        if args.command == "quarantine":
+            return _quarantine(desk, args, now)
+        raise UserError(f"unknown command {args.command}")
+    finally:
+        desk.close()
+
+
+def _init(path: Path, force: bool) -> int:
+    if path.exists() and not force:
+        raise UserError(f"{path} exists; use --force to overwrite it")
+    text = resources.files("maildesk").joinpath("default_config.toml").read_text(encoding="utf-8")
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+    print(f"wrote {path}")
+    return 0
+
+
+def _ingest(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    from maildesk.intake.files import check_paths, read_sources
+
+    check_paths(args.paths)
+    bar = None
+    if sys.stderr.isatty() and not args.json:
+        from tqdm import tqdm
+
+        bar = tqdm(unit="msg", desc="ingest", file=sys.stderr)
+    try:
+        summary = desk.ingest(read_sources(args.paths), now, progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        s = summary
+        print(
+            f"{s.received} received: {s.new_tickets} new tickets, {s.replies} replies, "
+            f"{s.duplicates} duplicates, {s.spam} spam, {s.auto_replies} auto-replies, "
+            f"{s.bounces} bounces, {s.quarantined} quarantined in {s.seconds:.1f}s"
+        )
+    return 0
+
+
+def _tickets(desk: Any, args: argparse.Namespace) -> int:
+    from maildesk.tickets import views
+
+    if args.tickets_command == "show":
+        ticket = views.find_ticket(args.ref, desk.config)
+        item = views.detail(ticket, desk.config)
+        if args.json:
+            print(json.dumps(item, ensure_ascii=False, indent=2))
+        else:
+            _print_ticket(item)
+        return 0
+    items = views.list_tickets(desk.config, status=args.status, with_messages=args.with_messages)
+    if args.json:
+        print(json.dumps(items, ensure_ascii=False))
+        return 0
+    for item in items:
+        print(
+            f"{item['ref']:>9}  {item['status']:<10} {item['priority']:<8} "
+            f"{(item['requester'] or '-')[:32]:<32} {item['message_count']:>3}  {item['subject'][:60]}"
+        )
+    if not items:
+        print("no tickets")
+    return 0
+
+
+def _print_ticket(item: dict[str, Any]) -> None:
+    print(f"{item['ref']}  {item['subject']}")
+    print(
+        f"status {item['status']}, priority {item['priority']}, type {item['issue_type']}, "
+        f"requester {item['requester']}, team {item['team'] or '-'}"
+    )
+    if item["participants"]:
+        print("participants: " + ", ".join(item["participants"]))
+    for message in item["messages"]:
+        print()
+        print(f"--- {message['date']}  {message['kind']} {message['direction']}  {message['from']}")
+        print(message["text"])
+        for att in message["attachments"]:
+            print(f"    [attachment] {att['name']} ({att['size']} bytes)")
+    print()
+    for event in item["events"]:
+        print(f"{event['at']}  {event['kind']}: {event['detail']}")
+
+
+def _quarantine(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    from maildesk.tickets.views import iso
+
+    if args.quarantine_command == "list":
+        rows = desk.quarantined()
+        items = [
+            {
+                "id": r.id,
+                "received_at": iso(r.received_at),
+                "source": r.source,
+                "source_ref": r.source_ref,
+                "size": r.size,
+                "message_id": r.message_id,
+                "reason": r.reason,
+                "attempts": r.attempts,
+            }
+            for r in rows
+        ]
+        if args.json:
+            print(json.dumps(items, ensure_ascii=False))
+        else:
+            for item in items:
+                print(
+                    f"{item['id']:>6}  {item['received_at']}  {item['source']:<6} {item['reason'][:100]}"
+                )
+            if not items:
+                print("quarantine is empty")
+        return 0
+    failed = 0
+    for spool_id in args.ids:
+        outcome = desk.release(spool_id, now)
+        if outcome.status == "quarantined":
+            failed += 1
+            print(f"{spool_id}: quarantined again: {outcome.reason}", file=sys.stderr)
+        else:
+            print(f"{spool_id}: {outcome.status} {outcome.ticket_ref}".rstrip())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Intake: bytes in from files, SMTP and IMAP, into the spool, and nothing more."""

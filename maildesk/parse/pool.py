@@ -1,0 +1,109 @@
+"""Parsing batches of mail on every core, with a time bound per message.
+
+Parsing is pure CPU work and the largest cost of ingest, so a batch is spread over a
+process pool while the main process keeps the database. The pool is also a fence: a
+message that makes the parser spin past `timeout` seconds is reported as a ParseError
+(and quarantined), and the stuck process is killed and replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
+
+from maildesk.config import LimitsConfig
+from maildesk.errors import ParseError
+from maildesk.parse.message import ParsedMail, parse
+
+log = logging.getLogger(__name__)
+
+# below this many messages a pool costs more to start than it saves
+MIN_PARALLEL = 64
+Result = ParsedMail | ParseError
+
+
+def parse_safely(raw: bytes, limits: LimitsConfig, now: datetime) -> Result:
+    """parse(), with every way it can fail turned into a ParseError value."""
+    if len(raw) > limits.message:
+        return ParseError(f"message is {len(raw)} bytes, over limits.message ({limits.message})")
+    try:
+        return parse(raw, limits, now)
+    except ParseError as exc:
+        return exc
+    except RecursionError:
+        return ParseError("MIME or HTML nesting too deep to parse")
+    except Exception as exc:
+        return ParseError(f"parser failed: {type(exc).__name__}: {exc}")
+
+
+class ParsePool:
+    def __init__(
+        self, limits: LimitsConfig, processes: int | None = None, timeout: float = 120.0
+    ) -> None:
+        self.limits = limits
+        self.processes = processes if processes is not None else (os.cpu_count() or 1)
+        self.timeout = timeout
+        self._executor: ProcessPoolExecutor | None = None
+
+    def parse_all(self, raws: list[bytes], now: datetime) -> list[Result]:
+        return self.submit(raws, now)()
+
+    def submit(self, raws: list[bytes], now: datetime) -> Callable[[], list[Result]]:
+        """Start parsing a batch; the returned function waits for and returns the results.
+
+        The caller stores the previous batch meanwhile, so parsing and database work overlap.
+        """
+        if self.processes <= 1 or len(raws) < MIN_PARALLEL:
+            return lambda: [parse_safely(raw, self.limits, now) for raw in raws]
+        executor = self._pool()
+        futures: list[Future[Result]] = [
+            executor.submit(parse_safely, raw, self.limits, now) for raw in raws
+        ]
+        return lambda: self._collect(raws, futures, now)
+
+    def _collect(
+        self, raws: list[bytes], futures: list[Future[Result]], now: datetime
+    ) -> list[Result]:
+        results: list[Result] = []
+        broken = False
+        for raw, future in zip(raws, futures, strict=True):
+            if broken:
+                results.append(parse_safely(raw, self.limits, now))
+                continue
+            try:
+                results.append(future.result(timeout=self.timeout))
+            except FutureTimeout:
+                results.append(ParseError(f"parsing took longer than {self.timeout:.0f}s"))
+                broken = True
+            except BrokenProcessPool:
+                # a parser process died (killed, out of memory): parse the rest here instead
+                log.warning("parser pool broke; parsing the rest of the batch in-process")
+                results.append(parse_safely(raw, self.limits, now))
+                broken = True
+        if broken:
+            self.close(kill=True)
+        return results
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self._executor is None:
+            # forkserver: the children do not inherit our database connections or threads
+            context = multiprocessing.get_context("forkserver")
+            self._executor = ProcessPoolExecutor(
+                max_workers=self.processes, mp_context=context, max_tasks_per_child=5000
+            )
+        return self._executor
+
+    def close(self, kill: bool = False) -> None:
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if kill:
+            for process in list(getattr(executor, "_processes", {}).values()):
+                process.kill()
+        executor.shutdown(wait=not kill, cancel_futures=True)

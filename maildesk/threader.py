@@ -1,0 +1,196 @@
+"""Message -> ticket: which conversation a message belongs to, or that it starts a new one.
+
+The signals, strongest first:
+1. headers: In-Reply-To and References against every Message-ID stored or sent, and,
+   for mail that arrives before its parent, stored messages whose references name this
+   one. Header links may join tickets that out-of-order arrival split; those are merged.
+2. the subject tag `[MD-1042]`, honoured only for the requester, participants, agents and
+   (configurably) colleagues of the requester's configured organisation: a tag typed by a
+   stranger does not let them into someone else's ticket.
+3. the normalised subject, only for the same people, only within `threading.subject_window`,
+   and only for subjects specific enough to mean something: two customers who both write
+   "Help" never share a ticket.
+A reply to a resolved or closed ticket reopens it within `threading.reopen_window`, else it
+opens a new ticket linked to the old one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from peewee import fn
+
+from maildesk.clock import naive_utc
+from maildesk.subjects import subject_key, ticket_numbers
+from maildesk.tickets.store.models import (
+    Contact,
+    Message,
+    MessageReference,
+    OutboundMail,
+    Ticket,
+    TicketParticipant,
+)
+
+if TYPE_CHECKING:
+    from maildesk.config import Config
+    from maildesk.parse.message import ParsedMail
+    from maildesk.pipeline import MailContext, Verdict
+
+CLOSED_STATES = frozenset({"resolved", "closed"})
+
+
+@dataclass(frozen=True)
+class ThreadDecision:
+    """Where a message goes. `ticket_id` None means a new ticket."""
+
+    ticket_id: int | None
+    how: str  # in-reply-to, references, child, tag, subject, new
+    reopen: bool = False
+    follow_up_of: int | None = None  # a new ticket continuing this closed one
+    merge: tuple[int, ...] = ()  # tickets the headers show to be the same conversation
+    refused_tag: int | None = None  # a tag the sender was not allowed to use
+
+
+def run(ctx: MailContext) -> Verdict:
+    from maildesk.pipeline import CONTINUE
+
+    assert ctx.parsed is not None
+    ctx.thread = decide(ctx.parsed, ctx.config, ctx.now)
+    return CONTINUE
+
+
+def decide(mail: ParsedMail, config: Config, now: datetime) -> ThreadDecision:
+    """Find the ticket for a parsed message (read-only: the record stage applies it)."""
+    when = naive_utc(mail.date or now)
+    sender = mail.sender.email if mail.sender else ""
+
+    linked, how = _by_headers(mail)
+    if linked:
+        ticket = _live(linked[0])
+        merge = tuple(dict.fromkeys(t for t in (_live(x).id for x in linked[1:]) if t != ticket.id))
+        return _reopen_or_follow(ticket, how, config, when, merge=merge)
+
+    refused = None
+    for number in ticket_numbers(mail.subject, config.desk.ticket_prefix):
+        ticket = Ticket.get_or_none(Ticket.number == number)
+        if ticket is None:
+            continue
+        ticket = _live(ticket)
+        if _may_use(ticket, sender, config):
+            return _reopen_or_follow(ticket, "tag", config, when)
+        refused = refused or number
+
+    key = subject_key(mail.subject)
+    if key and sender:
+        ticket = _by_subject(key, sender, config, when)
+        if ticket is not None:
+            return ThreadDecision(ticket.id, "subject")
+    return ThreadDecision(None, "new", refused_tag=refused)
+
+
+def _by_headers(mail: ParsedMail) -> tuple[list[Ticket], str]:
+    """Tickets linked by In-Reply-To, References (nearest first) and children, deduplicated."""
+    found: dict[int, Ticket] = {}
+    how = ""
+    parents = list(mail.in_reply_to) + list(reversed(mail.references))
+    parents = [p for p in dict.fromkeys(parents) if p != mail.message_id]
+    if parents:
+        rows = Message.select(Message.message_id, Message.ticket).where(
+            Message.message_id.in_(parents)
+        )
+        by_id = {row.message_id: row.ticket_id for row in rows}
+        sent = OutboundMail.select(OutboundMail.message_id, OutboundMail.ticket).where(
+            OutboundMail.message_id.in_(parents) & OutboundMail.ticket.is_null(False)
+        )
+        for row in sent:
+            by_id.setdefault(row.message_id, row.ticket_id)
+        for parent in parents:
+            ticket_id = by_id.get(parent)
+            if ticket_id is not None and ticket_id not in found:
+                found[ticket_id] = Ticket.get_by_id(ticket_id)
+                how = how or ("in-reply-to" if parent in mail.in_reply_to else "references")
+    if not mail.synthetic_id:
+        children = (
+            Message.select(Message.ticket)
+            .join(MessageReference)
+            .where(MessageReference.ref == mail.message_id)
+            .distinct()
+        )
+        for row in children:
+            if row.ticket_id not in found:
+                found[row.ticket_id] = Ticket.get_by_id(row.ticket_id)
+                how = how or "child"
+    # the oldest ticket is the one the conversation keeps
+    tickets = sorted(found.values(), key=lambda t: t.number)
+    return tickets, how
+
+
+def _live(ticket: Ticket) -> Ticket:
+    """Follow merges to the ticket that holds the conversation now."""
+    seen = set()
+    while ticket.merged_into_id is not None and ticket.id not in seen:
+        seen.add(ticket.id)
+        ticket = Ticket.get_by_id(ticket.merged_into_id)
+    return ticket
+
+
+def _reopen_or_follow(
+    ticket: Ticket, how: str, config: Config, when: datetime, merge: tuple[int, ...] = ()
+) -> ThreadDecision:
+    if ticket.status not in CLOSED_STATES:
+        return ThreadDecision(ticket.id, how, merge=merge)
+    closed_at = ticket.closed_at or ticket.updated_at
+    if when - closed_at <= config.threading.reopen_window:
+        return ThreadDecision(ticket.id, how, reopen=True, merge=merge)
+    return ThreadDecision(None, "new", follow_up_of=ticket.id)
+
+
+def _may_use(ticket: Ticket, sender: str, config: Config) -> bool:
+    """May this sender add to the ticket by tag or subject? Requester, participant, agent, colleague."""
+    if not sender:
+        return False
+    if config.agent(sender) is not None:
+        return True
+    requester = ticket.requester
+    if requester is not None and requester.email == sender:
+        return True
+    is_participant = (
+        TicketParticipant.select()
+        .join(Contact)
+        .where((TicketParticipant.ticket == ticket.id) & (Contact.email == sender))
+        .exists()
+    )
+    if is_participant:
+        return True
+    if config.threading.same_organization and requester is not None:
+        org = config.organization_for(sender)
+        return org is not None and org is config.organization_for(requester.email)
+    return False
+
+
+def _by_subject(key: str, sender: str, config: Config, when: datetime) -> Ticket | None:
+    window = config.threading.subject_window
+    candidates = (
+        Ticket.select()
+        .where(
+            (Ticket.subject_key == key)
+            & Ticket.merged_into.is_null()
+            & Ticket.status.not_in(CLOSED_STATES)
+        )
+        .order_by(Ticket.updated_at.desc())
+        .limit(20)
+    )
+    for ticket in candidates:
+        if not _may_use(ticket, sender, config):
+            continue
+        latest = (
+            Message.select(fn.MAX(fn.COALESCE(Message.date, Message.arrived_at)))
+            .where(Message.ticket == ticket.id)
+            .scalar()
+        )
+        latest = naive_utc(latest) if latest else ticket.updated_at
+        if abs(when - latest) <= window:
+            return ticket
+    return None

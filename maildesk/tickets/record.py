@@ -1,0 +1,258 @@
+"""Record stage: apply the threading decision, store the message, its attachments and the events.
+
+Runs inside the worker's savepoint, so a failure leaves nothing half-written; and it is
+idempotent by spool id (`Message.inbound` is unique), so processing a message again after
+a crash cannot add it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from peewee import fn
+
+from maildesk.clock import naive_utc
+from maildesk.subjects import strip_prefixes, subject_key
+from maildesk.tickets.directory import contact_for
+from maildesk.tickets.store.models import (
+    Attachment,
+    Contact,
+    Event,
+    Message,
+    MessageReference,
+    Ticket,
+    TicketLink,
+    TicketParticipant,
+)
+
+if TYPE_CHECKING:
+    from maildesk.config import Config
+    from maildesk.parse.message import AttachmentPart, ParsedMail
+    from maildesk.pipeline import MailContext, Verdict
+
+
+def record(ctx: MailContext) -> Verdict:
+    from maildesk.pipeline import CONTINUE
+
+    mail, decision = ctx.parsed, ctx.thread
+    assert mail is not None and decision is not None
+    now = naive_utc(ctx.now)
+    config = ctx.config
+    events: list[dict[str, object]] = []
+    sender = contact_for(mail.sender, config, now, ctx.org_ids) if mail.sender else None
+    is_agent = bool(mail.sender and config.agent(mail.sender.email))
+    who = str(mail.sender or "unknown sender")
+
+    if decision.ticket_id is None:
+        ticket = _open_ticket(mail, sender, now)
+        ctx.new_ticket = True
+        present: set[int] = set()
+        events.append(_event(ticket, now, "created", f"from {who} via {ctx.source}"))
+        if decision.follow_up_of is not None:
+            old = Ticket.get_by_id(decision.follow_up_of)
+            TicketLink.create(source=ticket, target=old, kind="follow-up", created_at=now)
+            events.append(_event(ticket, now, "linked", f"follow-up of {_ref(old, config)}"))
+            events.append(_event(old, now, "linked", f"continued in {_ref(ticket, config)}"))
+        if decision.refused_tag is not None:
+            events.append(
+                _event(
+                    ticket,
+                    now,
+                    "tag_refused",
+                    f"subject tag {config.desk.ticket_prefix}-{decision.refused_tag} ignored: "
+                    f"{mail.sender.email if mail.sender else 'the sender'} is not on that ticket",
+                )
+            )
+    else:
+        ticket = Ticket.get_by_id(decision.ticket_id)
+        for other_id in decision.merge:
+            events.extend(_merge(Ticket.get_by_id(other_id), ticket, config, now))
+        if decision.reopen:
+            ticket.status, ticket.closed_at = "open", None
+            events.append(_event(ticket, now, "reopened", f"reply from {who}"))
+        events.append(
+            _event(
+                ticket,
+                now,
+                "message",
+                f"{'agent' if is_agent else 'reply'} from {who} joined by {decision.how}",
+            )
+        )
+        if sender is not None and not is_agent:
+            events.extend(_adopt_earlier_requester(ticket, mail, sender, now))
+        present = {
+            row.contact_id
+            for row in TicketParticipant.select(TicketParticipant.contact).where(
+                TicketParticipant.ticket == ticket.id
+            )
+        }
+
+    message = Message.create(
+        ticket=ticket,
+        inbound=ctx.spool_id,
+        message_id=mail.message_id[:990],
+        direction="in",
+        visibility="public",
+        kind="agent" if is_agent else "customer",
+        from_addr=mail.sender.email if mail.sender else "",
+        from_name=mail.sender.name if mail.sender else "",
+        to=json.dumps([a.email for a in mail.to]),
+        cc=json.dumps([a.email for a in mail.cc]),
+        date=naive_utc(mail.date) if mail.date else None,
+        arrived_at=now,
+        subject=mail.subject,
+        text=mail.new_text,
+        body=mail.text,
+        defects=json.dumps(list(mail.defects)),
+    )
+    refs = dict.fromkeys([*mail.in_reply_to, *mail.references])
+    if refs:
+        MessageReference.insert_many(
+            [{"message": message.id, "ref": ref[:990]} for ref in refs]
+        ).execute()
+    for part in mail.attachments:
+        _store_attachment(message, part, ctx.storage)
+
+    # the sender and everyone else addressed (To, Cc) become participants, except the desk itself
+    newcomers: list[int] = []
+    for address in (*([mail.sender] if mail.sender else []), *mail.to, *mail.cc):
+        if config.is_desk_address(address.email) or config.agent(address.email):
+            continue
+        contact = (
+            sender
+            if sender is not None and address.email == sender.email
+            else contact_for(address, config, now, ctx.org_ids)
+        )
+        if contact.id == ticket.requester_id or contact.id in present:
+            continue
+        present.add(contact.id)
+        newcomers.append(contact.id)
+        events.append(_event(ticket, now, "participant_added", address.email))
+    if newcomers:
+        TicketParticipant.insert_many(
+            [{"ticket": ticket.id, "contact": c, "role": "cc"} for c in newcomers]
+        ).execute()
+    Event.insert_many(events).execute()
+
+    if not ctx.new_ticket:
+        ticket.updated_at = now
+        ticket.save()
+    ctx.ticket, ctx.message = ticket, message
+    return CONTINUE
+
+
+def _ref(ticket: Ticket, config: Config) -> str:
+    return f"{config.desk.ticket_prefix}-{ticket.number}"
+
+
+def _event(
+    ticket: Ticket, at: datetime, kind: str, detail: str, actor: str = "maildesk"
+) -> dict[str, object]:
+    """An event row, inserted with the others in one statement at the end of the stage."""
+    return {"ticket": ticket.id, "at": at, "kind": kind, "detail": detail[:4000], "actor": actor}
+
+
+def _open_ticket(mail: ParsedMail, sender: Contact | None, now: datetime) -> Ticket:
+    number = (Ticket.select(fn.MAX(Ticket.number)).scalar() or 0) + 1
+    return Ticket.create(
+        number=number,
+        subject=strip_prefixes(mail.subject) or mail.subject or "(no subject)",
+        subject_key=subject_key(mail.subject),
+        status="new",
+        requester=sender,
+        organization=sender.organization_id if sender else None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _add_participant(ticket: Ticket, contact: Contact, now: datetime) -> list[dict[str, object]]:
+    if ticket.requester_id == contact.id:
+        return []
+    _, created = TicketParticipant.get_or_create(ticket=ticket, contact=contact)
+    return [_event(ticket, now, "participant_added", contact.email)] if created else []
+
+
+def _adopt_earlier_requester(
+    ticket: Ticket, mail: ParsedMail, sender: Contact, now: datetime
+) -> list[dict[str, object]]:
+    """Out-of-order arrival: the earliest customer message decides requester and subject."""
+    if mail.date is None or ticket.requester_id == sender.id:
+        return []
+    first = (
+        Message.select(fn.MIN(fn.COALESCE(Message.date, Message.arrived_at)))
+        .where((Message.ticket == ticket.id) & (Message.kind == "customer"))
+        .scalar()
+    )
+    if first is None or naive_utc(mail.date) >= naive_utc(first):
+        return []
+    previous = ticket.requester
+    ticket.requester = sender
+    ticket.organization = sender.organization_id
+    ticket.subject = strip_prefixes(mail.subject) or ticket.subject
+    ticket.subject_key = subject_key(mail.subject) or ticket.subject_key
+    TicketParticipant.delete().where(
+        (TicketParticipant.ticket == ticket.id) & (TicketParticipant.contact == sender.id)
+    ).execute()
+    events = _add_participant(ticket, previous, now) if previous is not None else []
+    events.append(
+        _event(
+            ticket,
+            now,
+            "requester_changed",
+            f"{sender.email} wrote the earliest message (it arrived late)",
+        )
+    )
+    return events
+
+
+def _merge(
+    source: Ticket, target: Ticket, config: Config, now: datetime
+) -> list[dict[str, object]]:
+    """Fold a ticket that out-of-order arrival split off back into its conversation."""
+    if source.id == target.id or source.merged_into_id is not None:
+        return []
+    events: list[dict[str, object]] = []
+    Message.update(ticket=target).where(Message.ticket == source.id).execute()
+    for participant in TicketParticipant.select().where(TicketParticipant.ticket == source.id):
+        events.extend(_add_participant(target, participant.contact, now))
+    if source.requester is not None:
+        events.extend(_add_participant(target, source.requester, now))
+    source.merged_into = target
+    source.status = "merged"
+    source.updated_at = now
+    source.save()
+    events.append(
+        _event(source, now, "merged", f"merged into {_ref(target, config)}: the headers link them")
+    )
+    events.append(
+        _event(target, now, "merged", f"{_ref(source, config)} merged in: the headers link them")
+    )
+    return events
+
+
+def _store_attachment(message: Message, part: AttachmentPart, storage: Path) -> None:
+    path = ""
+    if part.payload is not None:
+        # stored under the content hash, never under the sender's file name
+        target = storage / "attachments" / part.sha256[:2] / part.sha256
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f"{part.sha256}.{os.getpid()}.tmp")
+            tmp.write_bytes(part.payload)
+            os.replace(tmp, target)
+        path = str(Path("attachments") / part.sha256[:2] / part.sha256)
+    Attachment.create(
+        message=message,
+        filename=part.filename,
+        content_type=part.content_type,
+        size=part.size,
+        sha256=part.sha256,
+        path=path,
+        content_id=part.content_id,
+        inline=part.inline,
+    )
