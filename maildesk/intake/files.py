@@ -49,6 +49,9 @@ _NOT_MAIL = frozenset(
     }
 )
 _MBOX_ESCAPED_FROM = re.compile(rb"^>(>*From )")
+# an envelope line carries a sender and a time: "From MAILER-DAEMON Fri Jul  8 12:08:34 2011";
+# requiring the time keeps an unescaped "From the start..." body line from splitting a message
+_ENVELOPE = re.compile(rb"^From \S+ .*\d{1,2}:\d{2}")
 
 
 def check_paths(paths: list[str]) -> None:
@@ -124,7 +127,7 @@ def _mbox(stream: BinaryIO, head: bytes, source: str, ref: str) -> Iterator[Inco
             line, pending = pending + line, b""
         if not line:
             break
-        if line.startswith(b"From ") and previous_blank:
+        if previous_blank and line.startswith(b"From ") and (first or _ENVELOPE.match(line)):
             if not first:
                 yield Incoming(_join(lines), source, f"{ref}@{offset}")
             first = False

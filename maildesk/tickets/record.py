@@ -82,8 +82,8 @@ def record(ctx: MailContext) -> Verdict:
                 f"{'agent' if is_agent else 'reply'} from {who} joined by {decision.how}",
             )
         )
-        if sender is not None and not is_agent:
-            events.extend(_adopt_earlier_requester(ticket, mail, sender, now))
+        if not is_agent:
+            events.extend(_settle_requester(ticket, mail, sender, now))
         present = {
             row.contact_id
             for row in TicketParticipant.select(TicketParticipant.contact).where(
@@ -177,36 +177,36 @@ def _add_participant(ticket: Ticket, contact: Contact, now: datetime) -> list[di
     return [_event(ticket, now, "participant_added", contact.email)] if created else []
 
 
-def _adopt_earlier_requester(
-    ticket: Ticket, mail: ParsedMail, sender: Contact, now: datetime
-) -> list[dict[str, object]]:
-    """Out-of-order arrival: the earliest customer message decides requester and subject."""
-    if mail.date is None or ticket.requester_id == sender.id:
-        return []
-    first = (
-        Message.select(fn.MIN(fn.COALESCE(Message.date, Message.arrived_at)))
-        .where((Message.ticket == ticket.id) & (Message.kind == "customer"))
-        .scalar()
+def _settle_requester(ticket: Ticket, mail: ParsedMail, sender: Contact | None,
+                      now: datetime) -> list[dict[str, object]]:
+    """The author of the earliest customer message is the requester, whatever order mail arrived in."""
+    earliest = (
+        Message.select(Message.from_addr, fn.COALESCE(Message.date, Message.arrived_at).alias("at"))
+        .where((Message.ticket == ticket.id) & (Message.kind == "customer") & (Message.from_addr != ""))
+        .order_by(fn.COALESCE(Message.date, Message.arrived_at), Message.id)
+        .first()
     )
-    if first is None or naive_utc(mail.date) >= naive_utc(first):
+    if earliest is None:
+        return []
+    author: Contact | None = None
+    if sender is not None and mail.date is not None and naive_utc(mail.date) < naive_utc(earliest.at):
+        author = sender
+    elif ticket.requester is None or earliest.from_addr != ticket.requester.email:
+        author = Contact.get_or_none(Contact.email == earliest.from_addr)
+    if author is None or author.id == ticket.requester_id:
         return []
     previous = ticket.requester
-    ticket.requester = sender
-    ticket.organization = sender.organization_id
-    ticket.subject = strip_prefixes(mail.subject) or ticket.subject
-    ticket.subject_key = subject_key(mail.subject) or ticket.subject_key
+    ticket.requester = author
+    ticket.organization = author.organization_id
+    if author is sender:
+        ticket.subject = strip_prefixes(mail.subject) or ticket.subject
+        ticket.subject_key = subject_key(mail.subject) or ticket.subject_key
     TicketParticipant.delete().where(
-        (TicketParticipant.ticket == ticket.id) & (TicketParticipant.contact == sender.id)
+        (TicketParticipant.ticket == ticket.id) & (TicketParticipant.contact == author.id)
     ).execute()
     events = _add_participant(ticket, previous, now) if previous is not None else []
-    events.append(
-        _event(
-            ticket,
-            now,
-            "requester_changed",
-            f"{sender.email} wrote the earliest message (it arrived late)",
-        )
-    )
+    events.append(_event(ticket, now, "requester_changed",
+                         f"{author.email} wrote the earliest message (it arrived late)"))
     return events
 
 
