@@ -48,7 +48,6 @@ def make_database(url: str) -> Database:
             password=unquote(parsed.password or "") or None,
             host=parsed.hostname or None,
             port=parsed.port or 5432,
-            autorollback=True,
         )
     raise DatabaseError(f"unknown database URL {url!r}: use sqlite:///PATH or postgresql://...")
 

@@ -1,0 +1,51 @@
+"""The same pipeline on SQLite and on a real PostgreSQL: one set of models, two engines."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.conftest import CORPORA, Desk
+from tests.mail import make_mail
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def test_conversation_threads_the_same_on_both_engines(any_desk: Desk, tmp_path: Path) -> None:
+    mails = [
+        make_mail(message_id="a@x", subject="VPN down", date=T0),
+        make_mail(
+            message_id="b@x",
+            subject="Re: VPN down",
+            in_reply_to="a@x",
+            date=T0 + timedelta(hours=1),
+            cc="Carl <carl@partner.example>",
+        ),
+        make_mail(message_id="c@x", subject="[MD-1] still down", date=T0 + timedelta(hours=2)),
+        make_mail(message_id="d@x", subject="Help", sender="other@else.example", date=T0),
+        make_mail(
+            message_id="e@x",
+            subject="RE: VPN down",
+            sender="carl@partner.example",
+            date=T0 + timedelta(hours=3),
+        ),
+    ]
+    for i, raw in enumerate(mails):
+        (tmp_path / f"{i}.eml").write_bytes(raw)
+    summary = any_desk.ingest(*sorted(tmp_path.glob("*.eml")), now="2026-11-02T12:00:00Z")
+    assert summary["new_tickets"] == 2 and summary["replies"] == 3
+    tickets = any_desk.tickets()
+    assert [t["message_count"] for t in tickets] == [4, 1]
+    assert tickets[0]["participants"] == ["carl@partner.example"]
+    assert tickets[0]["created_at"] == "2026-11-02T12:00:00Z"
+    again = any_desk.ingest(*sorted(tmp_path.glob("*.eml")))
+    assert again["duplicates"] == 5
+
+
+def test_malformed_corpus_on_both_engines(any_desk: Desk) -> None:
+    summary = any_desk.ingest(CORPORA / "malformed" / "crafted")
+    assert summary["received"] == 34
+    assert summary["new_tickets"] + summary["replies"] + summary["quarantined"] == 34
+    assert summary["quarantined"] <= 1
+    texts = [m["text"] for t in any_desk.tickets() for m in t["messages"]]
+    assert all("\x00" not in t for t in texts), "PostgreSQL refuses NUL in text: it is removed"
