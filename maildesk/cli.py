@@ -27,24 +27,16 @@ def _now(text: str | None) -> datetime:
     try:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise UserError(
-            f"--now {text!r} is not an ISO-8601 time like 2026-11-23T09:30:00+01:00"
-        ) from None
+        raise UserError(f"--now {text!r} is not an ISO-8601 time like 2026-11-23T09:30:00+01:00") from None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="maildesk", description="An email-native help desk.")
     parser.add_argument("--version", action="version", version=f"maildesk {__version__}")
-    parser.add_argument(
-        "--config", type=Path, help="maildesk.toml (default: ./maildesk.toml if present)"
-    )
-    parser.add_argument(
-        "--db", help="database URL (default: MAILDESK_DB, the config, sqlite:///maildesk.db)"
-    )
-    parser.add_argument(
-        "--now", help="the clock for this command, ISO-8601 (default: MAILDESK_NOW or now)"
-    )
+    parser.add_argument("--config", type=Path, help="maildesk.toml (default: ./maildesk.toml if present)")
+    parser.add_argument("--db", help="database URL (default: MAILDESK_DB, the config, sqlite:///maildesk.db)")
+    parser.add_argument("--now", help="the clock for this command, ISO-8601 (default: MAILDESK_NOW or now)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -52,16 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", type=Path, default=Path("maildesk.toml"))
     init.add_argument("--force", action="store_true", help="overwrite an existing file")
 
-    ingest = commands.add_parser(
-        "ingest", help="ingest .eml files, folders, mbox files or - for stdin"
-    )
+    ingest = commands.add_parser("ingest", help="ingest .eml files, folders, mbox files or - for stdin")
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--json", action="store_true", help="print a JSON summary")
 
     tickets = commands.add_parser("tickets", help="list and show tickets")
-    tickets_commands = tickets.add_subparsers(
-        dest="tickets_command", metavar="ACTION", required=True
-    )
+    tickets_commands = tickets.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
     listing = tickets_commands.add_parser("list", help="the tickets")
     listing.add_argument("--status")
     listing.add_argument("--json", action="store_true")
@@ -71,9 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
 
     quarantine = commands.add_parser("quarantine", help="spam and unprocessable mail")
-    q_commands = quarantine.add_subparsers(
-        dest="quarantine_command", metavar="ACTION", required=True
-    )
+    q_commands = quarantine.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
     q_list = q_commands.add_parser("list", help="what is in quarantine, and why")
     q_list.add_argument("--json", action="store_true")
     release = q_commands.add_parser("release", help="put a message back through the pipeline")
@@ -225,9 +211,7 @@ def _quarantine(desk: Any, args: argparse.Namespace, now: datetime) -> int:
             print(json.dumps(items, ensure_ascii=False))
         else:
             for item in items:
-                print(
-                    f"{item['id']:>6}  {item['received_at']}  {item['source']:<6} {item['reason'][:100]}"
-                )
+                print(f"{item['id']:>6}  {item['received_at']}  {item['source']:<6} {item['reason'][:100]}")
             if not items:
                 print("quarantine is empty")
         return 0

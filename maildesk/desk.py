@@ -51,7 +51,7 @@ class Desk:
     def __init__(self, config: Config, database: Database) -> None:
         self.config = config
         self.database = database
-        self.spool = Spool(config.storage.path, database)
+        self.spool = Spool(database)
         self.worker = Worker(config, database, self.spool)
 
     def ingest(
@@ -91,9 +91,7 @@ class Desk:
         self.database.close()
 
     def quarantined(self) -> list[InboundMail]:
-        return list(
-            InboundMail.select().where(InboundMail.state == QUARANTINED).order_by(InboundMail.id)
-        )
+        return list(InboundMail.select().where(InboundMail.state == QUARANTINED).order_by(InboundMail.id))
 
     def release(self, spool_id: int, now: datetime) -> Outcome:
         """Put one quarantined message back through the pipeline and say what became of it."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 from peewee import Database
 
 from maildesk.config import Config
-from maildesk.errors import ParseError
+from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
 
 if TYPE_CHECKING:
@@ -161,26 +161,29 @@ class Worker:
         now: datetime,
         batch_size: int = 200,
         on_outcome: Callable[[Outcome], None] | None = None,
-    ) -> list[Outcome]:
+    ) -> int:
         """Process everything spooled and not yet done (also what a crash left behind).
 
         The next batch is parsed in the pool while this one is stored, in spool order.
+        Returns how many messages were taken; `on_outcome` hears what became of each.
         """
-        outcomes: list[Outcome] = []
+        taken = 0
 
         def report(outcome: Outcome) -> None:
-            outcomes.append(outcome)
+            nonlocal taken
+            taken += 1
             if on_outcome:
                 on_outcome(outcome)
 
         def load(after: int) -> tuple[int, list[tuple[InboundMail, bytes]]]:
             rows = self.spool.pending(limit=batch_size, after_id=after)
+            raws = self.spool.read_many(rows)
             loaded = []
             for row in rows:
-                try:
-                    loaded.append((row, self.spool.read(row)))
-                except OSError as exc:
-                    report(self._park(row, f"spool file unreadable: {exc.strerror or exc}", now))
+                if row.sha256 in raws:
+                    loaded.append((row, raws[row.sha256]))
+                else:
+                    report(self._park(row, "the spool has lost this message's raw bytes", now))
             return (rows[-1].id if rows else -1), loaded
 
         last, batch = load(0)
@@ -193,7 +196,7 @@ class Worker:
                 for (row, raw), result in zip(batch, parsed, strict=True):
                     report(self.process_one(row, now, raw=raw, parsed=result))
             batch, waiting = upcoming, upcoming_results
-        return outcomes
+        return taken
 
     def _park(self, row: InboundMail, reason: str, now: datetime) -> Outcome:
         self.spool.quarantine(row, reason, now)
@@ -211,15 +214,15 @@ class Worker:
         if raw is None:
             try:
                 raw = self.spool.read(row)
-            except OSError as exc:
-                return self._park(row, f"spool file unreadable: {exc.strerror or exc}", now)
+            except SpoolError as exc:
+                return self._park(row, str(exc), now)
         ctx = MailContext(
             spool_id=row.id,
             raw=raw,
             source=row.source,
             now=now,
             config=self.config,
-            storage=self.spool.root.parent,
+            storage=self.config.storage.path,
             preparsed=parsed,
             org_ids=self.org_ids,
         )

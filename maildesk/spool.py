@@ -1,10 +1,11 @@
 """The spool: every intake path stores raw mail here, durably and once, before anything else.
 
-Like Mailman's switchboard, a message is written to a temporary file, fsync'd and renamed
-into place, then recorded in the `InboundMail` table; only after that commit may an intake
-acknowledge the message (SMTP 250, IMAP flag/move). Files are content-addressed by the
-sha256 of the raw bytes, so writing the same message twice is harmless, and a crash between
-the rename and the commit leaves at worst an unreferenced file, never a lost message.
+The raw bytes go into the `raw_mail` table (keyed by their sha256) in the same transaction
+as the `inbound_mail` row that records where they came from, so a message is either
+spooled whole or not at all: there is no window in which a file exists without its row.
+The commit is durable (SQLite `synchronous=FULL`, PostgreSQL's WAL) before any intake
+acknowledges a message (SMTP 250, IMAP flag/move). A batch of messages costs one
+commit, where one fsync'd file each would cost one fsync each.
 
 Deduplication: the same bytes (sha256), or the same Message-ID with the same body (the
 same message delivered twice by different routes, whose trace headers differ), is a no-op.
@@ -14,20 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
-import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
-from peewee import Database
+from peewee import Database, DatabaseError
 
 from maildesk.clock import naive_utc
 from maildesk.errors import SpoolError
-from maildesk.tickets.store.models import InboundMail
+from maildesk.tickets.store.models import InboundMail, RawMail
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +33,12 @@ PROCESSED = "processed"
 QUARANTINED = "quarantined"
 
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
-_MESSAGE_ID = re.compile(
-    rb"^message-id:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE
-)
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*((?:[^\r\n]|\r?\n[ \t])*)", re.IGNORECASE | re.MULTILINE)
 _ANGLE = re.compile(r"<([^<>\s]{1,990})>")
 # only this much of a header block is searched for the Message-ID: a 10,000-header
 # message must not make the spool slow
 _HEADER_SCAN = 256 * 1024
+_INSERT_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -91,113 +87,93 @@ def dedupe_key(raw: bytes, sha256: str) -> str:
 
 
 class Spool:
-    """Content-addressed raw mail under `<storage>/spool`, indexed by `InboundMail` rows."""
+    """Raw mail in `raw_mail`, indexed and tracked by `inbound_mail` rows."""
 
-    def __init__(self, root: Path, database: Database) -> None:
-        self.root = Path(root) / "spool"
+    def __init__(self, database: Database) -> None:
         self.database = database
-        self._tmp = self.root / "tmp"
-
-    def path_for(self, sha256: str, day: datetime) -> Path:
-        # one folder per day: a batch's renames are made durable by one folder fsync
-        return self.root / day.strftime("%Y-%m-%d") / f"{sha256}.eml"
 
     def read(self, row: InboundMail) -> bytes:
-        path = Path(row.path)
-        if not path.is_absolute():
-            path = self.root / path
-        return path.read_bytes()
+        raw = RawMail.select(RawMail.data).where(RawMail.sha256 == row.sha256).scalar()
+        if raw is None:
+            raise SpoolError(f"spooled message {row.id} has lost its raw bytes")
+        return bytes(raw)
+
+    def read_many(self, rows: list[InboundMail]) -> dict[str, bytes]:
+        """Raw bytes by sha256 for a batch of rows, in one query."""
+        shas = [row.sha256 for row in rows]
+        query = RawMail.select(RawMail.sha256, RawMail.data).where(RawMail.sha256.in_(shas))
+        return {sha: bytes(data) for sha, data in query.tuples()}
 
     def accept(self, incoming: Incoming, now: datetime) -> Spooled:
         """Store one message durably and record it; committed when this returns."""
         return self.accept_many([incoming], now)[0]
 
     def accept_many(self, batch: Iterable[Incoming], now: datetime) -> list[Spooled]:
-        """Store a batch: every file fsync'd, then one commit; committed when this returns."""
+        """Store a batch in one transaction; durably committed when this returns."""
         items = [(item, hashlib.sha256(item.raw).hexdigest()) for item in batch]
-        known = self._known([sha for _, sha in items])
-        fresh: dict[str, dict[str, object]] = {}
-        writes: dict[str, bytes] = {}
-        for item, sha in items:
-            if sha in known or sha in fresh:
-                continue
-            writes[sha] = item.raw
-            fresh[sha] = {
-                "sha256": sha,
-                "dedupe_key": dedupe_key(item.raw, sha),
-                "message_id": header_message_id(item.raw),
-                "path": str(self.path_for(sha, now).relative_to(self.root)),
-                "size": len(item.raw),
-                "source": item.source,
-                "source_ref": item.source_ref[:2000],
-                "received_at": naive_utc(now),
-                "state": RECEIVED,
-            }
-        # fsync releases the GIL: several files reach the disk at once
-        if len(writes) > 1:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                folders = set(
-                    pool.map(
-                        lambda kv: self._write(self.path_for(kv[0], now), kv[1]), writes.items()
+        received_at = naive_utc(now)
+        try:
+            with self.database.atomic():
+                known = self._known([sha for _, sha in items])
+                fresh: dict[str, tuple[Incoming, str]] = {}
+                for item, sha in items:
+                    if sha not in known and sha not in fresh:
+                        fresh[sha] = (item, dedupe_key(item.raw, sha))
+                # a re-delivery of a message we hold (same Message-ID and body) is not stored again
+                twins = self._by_dedupe_key([key for _, key in fresh.values()])
+                stored: dict[str, str] = {}
+                rows, blobs = [], []
+                for sha, (item, key) in fresh.items():
+                    if key in twins or key in stored:
+                        continue
+                    stored[key] = sha
+                    blobs.append({"sha256": sha, "data": item.raw})
+                    rows.append(
+                        {
+                            "sha256": sha,
+                            "dedupe_key": key,
+                            "message_id": header_message_id(item.raw),
+                            "size": len(item.raw),
+                            "source": item.source,
+                            "source_ref": item.source_ref[:2000],
+                            "received_at": received_at,
+                            "state": RECEIVED,
+                        }
                     )
-                )
-        else:
-            folders = {self._write(self.path_for(sha, now), raw) for sha, raw in writes.items()}
-        for folder in folders:  # renames are durable once their folders are
-            _fsync_dir(folder)
-        duplicates_by_key: set[str] = set()
-        with self.database.atomic():
-            if fresh:
-                rows = list(fresh.values())
-                for start in range(0, len(rows), 100):
-                    InboundMail.insert_many(
-                        rows[start : start + 100]
-                    ).on_conflict_ignore().execute()
-            known.update(self._known(list(fresh)))
-            # rows ignored for their dedupe_key: a re-delivery of a message we already hold
-            for sha, row in fresh.items():
-                if sha not in known:
-                    twin = InboundMail.get_or_none(InboundMail.dedupe_key == row["dedupe_key"])
-                    if twin is None:
-                        raise SpoolError(f"message {sha[:12]} was neither stored nor found")
-                    known[sha] = twin.id
-                    duplicates_by_key.add(sha)
-                    self.path_for(sha, now).unlink(missing_ok=True)
+                for start in range(0, len(rows), _INSERT_CHUNK):
+                    RawMail.insert_many(blobs[start : start + _INSERT_CHUNK]).execute()
+                    InboundMail.insert_many(rows[start : start + _INSERT_CHUNK]).execute()
+                known.update(self._known(list(stored.values())))
+                twins.update(self._by_dedupe_key(list(stored)))
+        except DatabaseError as exc:
+            raise SpoolError(f"cannot store {len(items)} message(s) in the spool: {exc}") from exc
+        inserted = set(stored.values())
         results = []
         for _item, sha in items:
-            duplicate = sha not in fresh or sha in duplicates_by_key
-            results.append(Spooled(known[sha], sha, duplicate=duplicate))
-            fresh.pop(sha, None)  # a second copy within the batch is a duplicate
+            spool_id = known[sha] if sha in known else twins[fresh[sha][1]]
+            results.append(Spooled(spool_id, sha, duplicate=sha not in inserted))
+            inserted.discard(sha)  # a second copy in the same batch is a duplicate
         return results
 
     def _known(self, shas: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
         for start in range(0, len(shas), 500):
             chunk = shas[start : start + 500]
-            query = InboundMail.select(InboundMail.id, InboundMail.sha256).where(
+            query = InboundMail.select(InboundMail.sha256, InboundMail.id).where(
                 InboundMail.sha256.in_(chunk)
             )
-            found.update({row.sha256: row.id for row in query})
+            found.update(dict(query.tuples()))
         return found
 
-    def _write(self, final: Path, raw: bytes) -> Path:
-        """Write the file and fsync it; the caller fsyncs the returned folder."""
-        if final.exists() and final.stat().st_size == len(raw):
-            return final.parent
-        try:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            self._tmp.mkdir(parents=True, exist_ok=True)
-            tmp = self._tmp / f"{final.stem}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "wb") as handle:
-                handle.write(raw)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, final)
-        except OSError as exc:
-            raise SpoolError(
-                f"cannot store message {final.stem[:12]} in {self.root}: {exc}"
-            ) from exc
-        return final.parent
+    def _by_dedupe_key(self, keys: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            query = InboundMail.select(InboundMail.dedupe_key, InboundMail.id).where(
+                InboundMail.dedupe_key.in_(chunk)
+            )
+            found.update(dict(query.tuples()))
+        return found
 
     # ------------------------------------------------------------------ state changes
 
@@ -227,12 +203,3 @@ class Spool:
     def release(self, row: InboundMail) -> None:
         """Put a quarantined message back in line for processing."""
         InboundMail.update(state=RECEIVED, reason="").where(InboundMail.id == row.id).execute()
-
-
-def _fsync_dir(path: Path) -> None:
-    # the rename is durable only once the directory entry is
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

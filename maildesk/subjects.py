@@ -98,12 +98,14 @@ def strip_prefixes(subject: str) -> str:
 
 def subject_key(subject: str) -> str:
     """A normalised subject for matching replies to tickets ("" when too generic to match on)."""
-    key = strip_prefixes(subject)
-    key = unicodedata.normalize("NFKC", key).casefold()
-    key = key.strip(" .:-_!?")
-    if key in _GENERIC:
-        return ""
-    return key[:255]
+    key = subject or ""
+    for _ in range(5):  # normalising can expose another prefix or space: repeat to a fixed point
+        before = key
+        key = unicodedata.normalize("NFKC", strip_prefixes(key)).casefold()
+        key = _SPACE.sub(" ", key).strip(" .:-_!?")[:255]
+        if key == before:
+            break
+    return "" if key in _GENERIC else key
 
 
 def is_reply_subject(subject: str) -> bool:

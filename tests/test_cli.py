@@ -200,7 +200,7 @@ def test_init_and_main_job_on_embedded_default(tmp_path: Path) -> None:
         "ingest", "--json", str(ROOT.parent / "shared" / "corpora" / "malformed" / "crafted"), cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "maildesk.db").exists() and (tmp_path / "var" / "spool").is_dir()
+    assert (tmp_path / "maildesk.db").exists() and (tmp_path / "var" / "attachments").is_dir()
     listing = run("tickets", "list", cwd=tmp_path)
     assert listing.returncode == 0 and b"MD-1" in listing.stdout
 

@@ -58,12 +58,8 @@ def contact_for(
             row = Organization.get_or_none(Organization.name == org_config.name)
             org_id = row.id if row else None
     if contact is None:
-        return Contact.create(
-            email=address.email, name=address.name, organization=org_id, created_at=now
-        )
-    if (address.name and not contact.name) or (
-        org_id is not None and contact.organization_id != org_id
-    ):
+        return Contact.create(email=address.email, name=address.name, organization=org_id, created_at=now)
+    if (address.name and not contact.name) or (org_id is not None and contact.organization_id != org_id):
         contact.name = contact.name or address.name
         contact.organization = org_id if org_id is not None else contact.organization_id
         contact.save()

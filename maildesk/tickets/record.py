@@ -111,9 +111,7 @@ def record(ctx: MailContext) -> Verdict:
     )
     refs = dict.fromkeys([*mail.in_reply_to, *mail.references])
     if refs:
-        MessageReference.insert_many(
-            [{"message": message.id, "ref": ref[:990]} for ref in refs]
-        ).execute()
+        MessageReference.insert_many([{"message": message.id, "ref": ref[:990]} for ref in refs]).execute()
     for part in mail.attachments:
         _store_attachment(message, part, ctx.storage)
 
@@ -177,8 +175,9 @@ def _add_participant(ticket: Ticket, contact: Contact, now: datetime) -> list[di
     return [_event(ticket, now, "participant_added", contact.email)] if created else []
 
 
-def _settle_requester(ticket: Ticket, mail: ParsedMail, sender: Contact | None,
-                      now: datetime) -> list[dict[str, object]]:
+def _settle_requester(
+    ticket: Ticket, mail: ParsedMail, sender: Contact | None, now: datetime
+) -> list[dict[str, object]]:
     """The author of the earliest customer message is the requester, whatever order mail arrived in."""
     earliest = (
         Message.select(Message.from_addr, fn.COALESCE(Message.date, Message.arrived_at).alias("at"))
@@ -205,14 +204,15 @@ def _settle_requester(ticket: Ticket, mail: ParsedMail, sender: Contact | None,
         (TicketParticipant.ticket == ticket.id) & (TicketParticipant.contact == author.id)
     ).execute()
     events = _add_participant(ticket, previous, now) if previous is not None else []
-    events.append(_event(ticket, now, "requester_changed",
-                         f"{author.email} wrote the earliest message (it arrived late)"))
+    events.append(
+        _event(
+            ticket, now, "requester_changed", f"{author.email} wrote the earliest message (it arrived late)"
+        )
+    )
     return events
 
 
-def _merge(
-    source: Ticket, target: Ticket, config: Config, now: datetime
-) -> list[dict[str, object]]:
+def _merge(source: Ticket, target: Ticket, config: Config, now: datetime) -> list[dict[str, object]]:
     """Fold a ticket that out-of-order arrival split off back into its conversation."""
     if source.id == target.id or source.merged_into_id is not None:
         return []
@@ -226,12 +226,8 @@ def _merge(
     source.status = "merged"
     source.updated_at = now
     source.save()
-    events.append(
-        _event(source, now, "merged", f"merged into {_ref(target, config)}: the headers link them")
-    )
-    events.append(
-        _event(target, now, "merged", f"{_ref(source, config)} merged in: the headers link them")
-    )
+    events.append(_event(source, now, "merged", f"merged into {_ref(target, config)}: the headers link them"))
+    events.append(_event(target, now, "merged", f"{_ref(source, config)} merged in: the headers link them"))
     return events
 
 

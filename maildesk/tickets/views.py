@@ -53,9 +53,7 @@ def find_ticket(reference: str, config: Config) -> Ticket:
 def list_tickets(
     config: Config, status: str | None = None, with_messages: bool = False
 ) -> list[dict[str, Any]]:
-    counts = Message.select(Message.ticket, fn.COUNT(Message.id).alias("n")).group_by(
-        Message.ticket
-    )
+    counts = Message.select(Message.ticket, fn.COUNT(Message.id).alias("n")).group_by(Message.ticket)
     query = (
         Ticket.select(Ticket, Contact, Organization, Agent, counts.c.n.alias("message_count"))
         .join(Contact, JOIN.LEFT_OUTER, on=(Ticket.requester == Contact.id))
@@ -103,9 +101,7 @@ def summary(ticket: Ticket, config: Config, message_count: int | None = None) ->
         "message_count": message_count,
         "vendor": ticket.vendor,
         "merged_into": (
-            f"{config.desk.ticket_prefix}-{ticket.merged_into.number}"
-            if ticket.merged_into
-            else None
+            f"{config.desk.ticket_prefix}-{ticket.merged_into.number}" if ticket.merged_into else None
         ),
     }
 

@@ -39,9 +39,7 @@ def make_database(url: str) -> Database:
         try:
             import psycopg2  # noqa: F401
         except ImportError:
-            raise DatabaseError(
-                "PostgreSQL needs psycopg2: pip install 'maildesk[postgres]'"
-            ) from None
+            raise DatabaseError("PostgreSQL needs psycopg2: pip install 'maildesk[postgres]'") from None
         return PostgresqlDatabase(
             unquote(parsed.path.lstrip("/")),
             user=unquote(parsed.username or "") or None,

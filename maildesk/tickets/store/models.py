@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from peewee import (
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     DatabaseProxy,
@@ -64,6 +65,13 @@ class Contact(BaseModel):
     created_at = DateTimeField()
 
 
+class RawMail(BaseModel):
+    """The raw bytes of every spooled message, exactly as received, by sha256."""
+
+    sha256 = CharField(max_length=64, primary_key=True)
+    data = BlobField()
+
+
 class InboundMail(BaseModel):
     """The spool: one row per distinct message received, whatever became of it."""
 
@@ -71,7 +79,6 @@ class InboundMail(BaseModel):
     # sha256 of Message-ID + body: the same message delivered twice by different routes
     dedupe_key = CharField(max_length=64, unique=True)
     message_id = TextField(default="")
-    path = TextField()
     size = BigIntegerField()
     source = CharField(max_length=32)  # smtp, imap, file, mbox, stdin
     source_ref = TextField(default="")  # file path, mbox offset, imap account/folder/uid
@@ -211,6 +218,7 @@ ALL_MODELS: tuple[type[BaseModel], ...] = (
     Team,
     Agent,
     Contact,
+    RawMail,
     InboundMail,
     Ticket,
     TicketParticipant,
