@@ -356,9 +356,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         raise ConfigError(
             "outbound.relay", f"{relay!r}: use maildir:PATH, smtp://host:port or smtps://host:port"
         )
-    outbound = OutboundConfig(
-        relay=relay, username=o.get("username", ""), password=o.secret("password")
-    )
+    outbound = OutboundConfig(relay=relay, username=o.get("username", ""), password=o.secret("password"))
     o.finish()
 
     imap = []

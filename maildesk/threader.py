@@ -97,9 +97,7 @@ def _by_headers(mail: ParsedMail) -> tuple[list[Ticket], str]:
     parents = list(mail.in_reply_to) + list(reversed(mail.references))
     parents = [p for p in dict.fromkeys(parents) if p != mail.message_id]
     if parents:
-        rows = Message.select(Message.message_id, Message.ticket).where(
-            Message.message_id.in_(parents)
-        )
+        rows = Message.select(Message.message_id, Message.ticket).where(Message.message_id.in_(parents))
         by_id = {row.message_id: row.ticket_id for row in rows}
         sent = OutboundMail.select(OutboundMail.message_id, OutboundMail.ticket).where(
             OutboundMail.message_id.in_(parents) & OutboundMail.ticket.is_null(False)
@@ -175,9 +173,7 @@ def _by_subject(key: str, sender: str, config: Config, when: datetime) -> Ticket
     candidates = (
         Ticket.select()
         .where(
-            (Ticket.subject_key == key)
-            & Ticket.merged_into.is_null()
-            & Ticket.status.not_in(CLOSED_STATES)
+            (Ticket.subject_key == key) & Ticket.merged_into.is_null() & Ticket.status.not_in(CLOSED_STATES)
         )
         .order_by(Ticket.updated_at.desc())
         .limit(20)

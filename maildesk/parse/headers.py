@@ -73,9 +73,7 @@ def _decode_word(match: re.Match[str]) -> str:
         if encoding == "b":
             data = base64.b64decode(payload + "=" * (-len(payload) % 4), validate=False)
         else:
-            data = quopri.decodestring(
-                payload.replace("_", " ").encode("ascii", "replace"), header=True
-            )
+            data = quopri.decodestring(payload.replace("_", " ").encode("ascii", "replace"), header=True)
     except (binascii.Error, ValueError):
         return match.group(0)  # leave a broken word as written rather than lose it
     return bytes_to_text(data, charset)

@@ -97,9 +97,7 @@ def synthetic_message_id(raw: bytes) -> str:
     return f"{hashlib.sha256(raw).hexdigest()[:40]}@synthetic.maildesk.invalid"
 
 
-def parse(
-    raw: bytes, limits: LimitsConfig | None = None, now: datetime | None = None
-) -> ParsedMail:
+def parse(raw: bytes, limits: LimitsConfig | None = None, now: datetime | None = None) -> ParsedMail:
     """Parse raw RFC 5322 bytes. `now` bounds plausible dates (mail from the future)."""
     limits = limits or LimitsConfig()
     defects: list[str] = []
@@ -230,9 +228,7 @@ def _new_text(text: str, html: str | None, defects: list[str]) -> str:
         return text.strip()
 
 
-def _attachments(
-    items: list[dict], limits: LimitsConfig, defects: list[str]
-) -> tuple[AttachmentPart, ...]:
+def _attachments(items: list[dict], limits: LimitsConfig, defects: list[str]) -> tuple[AttachmentPart, ...]:
     out: list[AttachmentPart] = []
     for index, item in enumerate(items):
         if index >= limits.parts:

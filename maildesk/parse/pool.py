@@ -43,9 +43,7 @@ def parse_safely(raw: bytes, limits: LimitsConfig, now: datetime) -> Result:
 
 
 class ParsePool:
-    def __init__(
-        self, limits: LimitsConfig, processes: int | None = None, timeout: float = 120.0
-    ) -> None:
+    def __init__(self, limits: LimitsConfig, processes: int | None = None, timeout: float = 120.0) -> None:
         self.limits = limits
         self.processes = processes if processes is not None else (os.cpu_count() or 1)
         self.timeout = timeout
@@ -62,14 +60,10 @@ class ParsePool:
         if self.processes <= 1 or len(raws) < MIN_PARALLEL:
             return lambda: [parse_safely(raw, self.limits, now) for raw in raws]
         executor = self._pool()
-        futures: list[Future[Result]] = [
-            executor.submit(parse_safely, raw, self.limits, now) for raw in raws
-        ]
+        futures: list[Future[Result]] = [executor.submit(parse_safely, raw, self.limits, now) for raw in raws]
         return lambda: self._collect(raws, futures, now)
 
-    def _collect(
-        self, raws: list[bytes], futures: list[Future[Result]], now: datetime
-    ) -> list[Result]:
+    def _collect(self, raws: list[bytes], futures: list[Future[Result]], now: datetime) -> list[Result]:
         results: list[Result] = []
         broken = False
         for raw, future in zip(raws, futures, strict=True):

@@ -65,10 +65,9 @@ def list_tickets(
         .join(counts, JOIN.LEFT_OUTER, on=(Ticket.id == counts.c.ticket_id))
         .order_by(Ticket.number)
     )
-    if status:
-        query = query.where(Ticket.status == status)
-    else:
-        query = query.where(Ticket.merged_into.is_null())
+    # merged tickets live on in the ticket they were merged into; list them only when asked
+    shown = (Ticket.status == status) if status else Ticket.merged_into.is_null()
+    query = query.where(shown)
     out = []
     for ticket in query.objects():
         item = summary(ticket, config, message_count=ticket.message_count or 0)
