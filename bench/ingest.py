@@ -78,6 +78,9 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             m, summary = maildesk(args.corpus, Path(tmp))
         best_floor, best_md = min(best_floor, f), min(best_md, m)
+        processed = summary["new_tickets"] + summary["replies"]
+        if processed != len(files):
+            raise SystemExit(f"maildesk stored only {processed} of {len(files)} messages: {summary}")
         print(
             f"round {round_}: floor {f:.2f}s ({len(files) / f:.0f} msg/s), "
             f"maildesk {m:.2f}s ({len(files) / m:.0f} msg/s)"

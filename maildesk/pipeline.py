@@ -26,7 +26,8 @@ from maildesk.spool import Spool
 if TYPE_CHECKING:
     from maildesk.parse.message import ParsedMail
     from maildesk.threader import ThreadDecision
-    from maildesk.tickets.store.models import InboundMail, Message, Ticket
+    from maildesk.tickets.store.fast import Statements
+    from maildesk.tickets.store.models import Contact, InboundMail, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,11 @@ class MailContext:
     verdict: Verdict = CONTINUE
     thread: ThreadDecision | None = None
     ticket: Ticket | None = None
-    message: Message | None = None
+    message_pk: int | None = None  # the stored Message's id
     new_ticket: bool = False
     org_ids: dict[str, int] = field(default_factory=dict)  # organisation ids by name
+    contacts: dict[str, Contact] | None = None  # the worker's contact cache
+    sql: Statements | None = None  # pre-rendered hot statements
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -145,6 +148,7 @@ class Worker:
     ) -> None:
         from maildesk.parse.pool import ParsePool
         from maildesk.tickets.directory import organization_ids
+        from maildesk.tickets.store.fast import Statements
 
         self.config = config
         self.database = database
@@ -152,6 +156,8 @@ class Worker:
         self.stages = stages or _stages()
         self.parser = ParsePool(config.limits, processes)
         self.org_ids = organization_ids()
+        self.sql = Statements(database)
+        self.contacts: dict[str, Contact] = {}
 
     def close(self) -> None:
         self.parser.close()
@@ -225,20 +231,27 @@ class Worker:
             storage=self.config.storage.path,
             preparsed=parsed,
             org_ids=self.org_ids,
+            contacts=self.contacts,
+            sql=self.sql,
         )
         stage_name = ""
         try:
-            with self.database.atomic():
-                for stage in self.stages:
-                    stage_name = f"{stage.__module__}.{stage.__name__}"
-                    verdict = stage(ctx)
-                    if verdict is not CONTINUE:
-                        ctx.verdict = verdict
-                    if verdict.action in (Action.QUARANTINE, Action.STOP):
-                        break
-                if ctx.verdict.action is Action.QUARANTINE:
-                    raise _Quarantine(ctx.verdict)
-                self.spool.mark_processed(row, now)
+            try:
+                with self.database.atomic():
+                    for stage in self.stages:
+                        stage_name = f"{stage.__module__}.{stage.__name__}"
+                        verdict = stage(ctx)
+                        if verdict is not CONTINUE:
+                            ctx.verdict = verdict
+                        if verdict.action in (Action.QUARANTINE, Action.STOP):
+                            break
+                    if ctx.verdict.action is Action.QUARANTINE:
+                        raise _Quarantine(ctx.verdict)
+                    self.spool.mark_processed(row, now)
+            except BaseException:
+                # the savepoint rolled back: contacts created in it are gone, so is their cache
+                self.contacts.clear()
+                raise
         except _Quarantine as parked:
             reason = "; ".join(parked.verdict.reasons) or parked.verdict.kind
             self.spool.quarantine(row, f"{parked.verdict.kind}: {reason}", now)

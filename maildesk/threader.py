@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from maildesk.config import Config
     from maildesk.parse.message import ParsedMail
     from maildesk.pipeline import MailContext, Verdict
+    from maildesk.tickets.store.fast import Statements
 
 CLOSED_STATES = frozenset({"resolved", "closed"})
 
@@ -57,16 +58,16 @@ def run(ctx: MailContext) -> Verdict:
     from maildesk.pipeline import CONTINUE
 
     assert ctx.parsed is not None
-    ctx.thread = decide(ctx.parsed, ctx.config, ctx.now)
+    ctx.thread = decide(ctx.parsed, ctx.config, ctx.now, ctx.sql)
     return CONTINUE
 
 
-def decide(mail: ParsedMail, config: Config, now: datetime) -> ThreadDecision:
+def decide(mail: ParsedMail, config: Config, now: datetime, sql: Statements) -> ThreadDecision:
     """Find the ticket for a parsed message (read-only: the record stage applies it)."""
     when = naive_utc(mail.date or now)
     sender = mail.sender.email if mail.sender else ""
 
-    linked, how = _by_headers(mail)
+    linked, how = _by_headers(mail, sql)
     if linked:
         ticket = _live(linked[0])
         merge = tuple(dict.fromkeys(t for t in (_live(x).id for x in linked[1:]) if t != ticket.id))
@@ -84,44 +85,47 @@ def decide(mail: ParsedMail, config: Config, now: datetime) -> ThreadDecision:
 
     key = subject_key(mail.subject)
     if key and sender:
-        ticket = _by_subject(key, sender, config, when)
+        ticket = _by_subject(key, sender, config, when, sql)
         if ticket is not None:
             return ThreadDecision(ticket.id, "subject")
     return ThreadDecision(None, "new", refused_tag=refused)
 
 
-def _by_headers(mail: ParsedMail) -> tuple[list[Ticket], str]:
+def _parents_query(arity: int) -> Any:
+    sample = ["x"] * arity
+    return Message.select(Message.message_id, Message.ticket).where(
+        Message.message_id.in_(sample)
+    ) | OutboundMail.select(OutboundMail.message_id, OutboundMail.ticket).where(
+        OutboundMail.message_id.in_(sample) & OutboundMail.ticket.is_null(False)
+    )
+
+
+def _children_query(_: int) -> Any:
+    return Message.select(Message.ticket).join(MessageReference).where(MessageReference.ref == "x").distinct()
+
+
+def _by_headers(mail: ParsedMail, sql: Statements) -> tuple[list[Ticket], str]:
     """Tickets linked by In-Reply-To, References (nearest first) and children, deduplicated."""
-    found: dict[int, Ticket] = {}
-    how = ""
+    found: dict[int, str] = {}
     parents = list(mail.in_reply_to) + list(reversed(mail.references))
-    parents = [p for p in dict.fromkeys(parents) if p != mail.message_id]
+    parents = [p for p in dict.fromkeys(parents) if p != mail.message_id][:100]
     if parents:
-        rows = Message.select(Message.message_id, Message.ticket).where(Message.message_id.in_(parents))
-        by_id = {row.message_id: row.ticket_id for row in rows}
-        sent = OutboundMail.select(OutboundMail.message_id, OutboundMail.ticket).where(
-            OutboundMail.message_id.in_(parents) & OutboundMail.ticket.is_null(False)
-        )
-        for row in sent:
-            by_id.setdefault(row.message_id, row.ticket_id)
+        by_id: dict[str, int] = {}
+        rows = sql.query("parents", _parents_query, parents * 2, arity=len(parents))
+        for message_id, ticket_id in rows:
+            by_id.setdefault(message_id, ticket_id)
         for parent in parents:
             ticket_id = by_id.get(parent)
             if ticket_id is not None and ticket_id not in found:
-                found[ticket_id] = Ticket.get_by_id(ticket_id)
-                how = how or ("in-reply-to" if parent in mail.in_reply_to else "references")
+                found[ticket_id] = "in-reply-to" if parent in mail.in_reply_to else "references"
     if not mail.synthetic_id:
-        children = (
-            Message.select(Message.ticket)
-            .join(MessageReference)
-            .where(MessageReference.ref == mail.message_id)
-            .distinct()
-        )
-        for row in children:
-            if row.ticket_id not in found:
-                found[row.ticket_id] = Ticket.get_by_id(row.ticket_id)
-                how = how or "child"
+        for (ticket_id,) in sql.query("children", _children_query, [mail.message_id]):
+            found.setdefault(ticket_id, "child")
+    if not found:
+        return [], ""
+    how = next(iter(found.values()))
     # the oldest ticket is the one the conversation keeps
-    tickets = sorted(found.values(), key=lambda t: t.number)
+    tickets = sorted(Ticket.select().where(Ticket.id.in_(list(found))), key=lambda t: t.number)
     return tickets, how
 
 
@@ -168,17 +172,24 @@ def _may_use(ticket: Ticket, sender: str, config: Config) -> bool:
     return False
 
 
-def _by_subject(key: str, sender: str, config: Config, when: datetime) -> Ticket | None:
-    window = config.threading.subject_window
-    candidates = (
-        Ticket.select()
-        .where(
-            (Ticket.subject_key == key) & Ticket.merged_into.is_null() & Ticket.status.not_in(CLOSED_STATES)
-        )
+def _subject_query(_: int) -> Any:
+    return (
+        Ticket.select(Ticket.id, Ticket.status)
+        .where((Ticket.subject_key == "x") & Ticket.merged_into.is_null())
         .order_by(Ticket.updated_at.desc())
         .limit(20)
     )
-    for ticket in candidates:
+
+
+def _by_subject(key: str, sender: str, config: Config, when: datetime, sql: Statements) -> Ticket | None:
+    window = config.threading.subject_window
+    candidates = [
+        ticket_id
+        for ticket_id, status in sql.query("subject", _subject_query, [key])
+        if status not in CLOSED_STATES
+    ]
+    for ticket_id in candidates:
+        ticket = Ticket.get_by_id(ticket_id)
         if not _may_use(ticket, sender, config):
             continue
         latest = (

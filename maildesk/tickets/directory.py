@@ -45,9 +45,19 @@ def sync_directory(config: Config) -> None:
 
 
 def contact_for(
-    address: Address, config: Config, now: datetime, org_ids: dict[str, int] | None = None
+    address: Address,
+    config: Config,
+    now: datetime,
+    org_ids: dict[str, int] | None = None,
+    cache: dict[str, Contact] | None = None,
 ) -> Contact:
-    """The contact for an address, created on first sight and linked to its organisation."""
+    """The contact for an address, created on first sight and linked to its organisation.
+
+    `cache` (email -> Contact) saves a query per address; whoever passes one must clear it
+    when a transaction rolls back, since a contact created inside it is gone again.
+    """
+    if cache is not None and address.email in cache:
+        return cache[address.email]
     contact = Contact.get_or_none(Contact.email == address.email)
     org_config = config.organization_for(address.email)
     org_id = None
@@ -58,11 +68,15 @@ def contact_for(
             row = Organization.get_or_none(Organization.name == org_config.name)
             org_id = row.id if row else None
     if contact is None:
-        return Contact.create(email=address.email, name=address.name, organization=org_id, created_at=now)
-    if (address.name and not contact.name) or (org_id is not None and contact.organization_id != org_id):
+        contact = Contact.create(email=address.email, name=address.name, organization=org_id, created_at=now)
+    elif (address.name and not contact.name) or (org_id is not None and contact.organization_id != org_id):
         contact.name = contact.name or address.name
         contact.organization = org_id if org_id is not None else contact.organization_id
         contact.save()
+    if cache is not None:
+        if len(cache) > 20_000:
+            cache.clear()
+        cache[address.email] = contact
     return contact
 
 

@@ -11,7 +11,7 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from maildesk.config import Config
     from maildesk.parse.message import AttachmentPart, ParsedMail
     from maildesk.pipeline import MailContext, Verdict
+    from maildesk.tickets.store.fast import Statements
 
 
 def record(ctx: MailContext) -> Verdict:
@@ -43,12 +44,12 @@ def record(ctx: MailContext) -> Verdict:
     now = naive_utc(ctx.now)
     config = ctx.config
     events: list[dict[str, object]] = []
-    sender = contact_for(mail.sender, config, now, ctx.org_ids) if mail.sender else None
+    sender = contact_for(mail.sender, config, now, ctx.org_ids, ctx.contacts) if mail.sender else None
     is_agent = bool(mail.sender and config.agent(mail.sender.email))
     who = str(mail.sender or "unknown sender")
 
     if decision.ticket_id is None:
-        ticket = _open_ticket(mail, sender, now)
+        ticket = _open_ticket(mail, sender, now, ctx.sql)
         ctx.new_ticket = True
         present: set[int] = set()
         events.append(_event(ticket, now, "created", f"from {who} via {ctx.source}"))
@@ -91,29 +92,32 @@ def record(ctx: MailContext) -> Verdict:
             )
         }
 
-    message = Message.create(
-        ticket=ticket,
-        inbound=ctx.spool_id,
-        message_id=mail.message_id[:990],
-        direction="in",
-        visibility="public",
-        kind="agent" if is_agent else "customer",
-        from_addr=mail.sender.email if mail.sender else "",
-        from_name=mail.sender.name if mail.sender else "",
-        to=json.dumps([a.email for a in mail.to]),
-        cc=json.dumps([a.email for a in mail.cc]),
-        date=naive_utc(mail.date) if mail.date else None,
-        arrived_at=now,
-        subject=mail.subject,
-        text=mail.new_text,
-        body=mail.text,
-        defects=json.dumps(list(mail.defects)),
+    message_id = ctx.sql.insert(
+        Message,
+        {
+            "ticket": ticket.id,
+            "inbound": ctx.spool_id,
+            "message_id": mail.message_id[:990],
+            "direction": "in",
+            "visibility": "public",
+            "kind": "agent" if is_agent else "customer",
+            "from_addr": mail.sender.email if mail.sender else "",
+            "from_name": mail.sender.name if mail.sender else "",
+            "to": json.dumps([a.email for a in mail.to]),
+            "cc": json.dumps([a.email for a in mail.cc]),
+            "date": naive_utc(mail.date) if mail.date else None,
+            "arrived_at": now,
+            "subject": mail.subject,
+            "text": mail.new_text,
+            "body": mail.text,
+            "defects": json.dumps(list(mail.defects)),
+        },
     )
     refs = dict.fromkeys([*mail.in_reply_to, *mail.references])
     if refs:
-        MessageReference.insert_many([{"message": message.id, "ref": ref[:990]} for ref in refs]).execute()
+        MessageReference.insert_many([{"message": message_id, "ref": ref[:990]} for ref in refs]).execute()
     for part in mail.attachments:
-        _store_attachment(message, part, ctx.storage)
+        _store_attachment(message_id, part, ctx.storage)
 
     # the sender and everyone else addressed (To, Cc) become participants, except the desk itself
     newcomers: list[int] = []
@@ -123,7 +127,7 @@ def record(ctx: MailContext) -> Verdict:
         contact = (
             sender
             if sender is not None and address.email == sender.email
-            else contact_for(address, config, now, ctx.org_ids)
+            else contact_for(address, config, now, ctx.org_ids, ctx.contacts)
         )
         if contact.id == ticket.requester_id or contact.id in present:
             continue
@@ -139,7 +143,7 @@ def record(ctx: MailContext) -> Verdict:
     if not ctx.new_ticket:
         ticket.updated_at = now
         ticket.save()
-    ctx.ticket, ctx.message = ticket, message
+    ctx.ticket, ctx.message_pk = ticket, message_id
     return CONTINUE
 
 
@@ -154,18 +158,25 @@ def _event(
     return {"ticket": ticket.id, "at": at, "kind": kind, "detail": detail[:4000], "actor": actor}
 
 
-def _open_ticket(mail: ParsedMail, sender: Contact | None, now: datetime) -> Ticket:
-    number = (Ticket.select(fn.MAX(Ticket.number)).scalar() or 0) + 1
-    return Ticket.create(
-        number=number,
-        subject=strip_prefixes(mail.subject) or mail.subject or "(no subject)",
-        subject_key=subject_key(mail.subject),
-        status="new",
-        requester=sender,
-        organization=sender.organization_id if sender else None,
-        created_at=now,
-        updated_at=now,
-    )
+def _max_number(_: int) -> Any:
+    return Ticket.select(fn.MAX(Ticket.number))
+
+
+def _open_ticket(mail: ParsedMail, sender: Contact | None, now: datetime, sql: Statements) -> Ticket:
+    ((highest,),) = sql.query("max-ticket-number", _max_number, [])
+    values = {
+        "number": (highest or 0) + 1,
+        "subject": strip_prefixes(mail.subject) or mail.subject or "(no subject)",
+        "subject_key": subject_key(mail.subject),
+        "status": "new",
+        "requester": sender.id if sender else None,
+        "organization": sender.organization_id if sender else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    ticket_id = sql.insert(Ticket, values)
+    # a model instance without another query: the stage reads these fields back
+    return Ticket(id=ticket_id, **values)
 
 
 def _add_participant(ticket: Ticket, contact: Contact, now: datetime) -> list[dict[str, object]]:
@@ -231,7 +242,7 @@ def _merge(source: Ticket, target: Ticket, config: Config, now: datetime) -> lis
     return events
 
 
-def _store_attachment(message: Message, part: AttachmentPart, storage: Path) -> None:
+def _store_attachment(message_id: int, part: AttachmentPart, storage: Path) -> None:
     path = ""
     if part.payload is not None:
         # stored under the content hash, never under the sender's file name
@@ -243,7 +254,7 @@ def _store_attachment(message: Message, part: AttachmentPart, storage: Path) -> 
             os.replace(tmp, target)
         path = str(Path("attachments") / part.sha256[:2] / part.sha256)
     Attachment.create(
-        message=message,
+        message=message_id,
         filename=part.filename,
         content_type=part.content_type,
         size=part.size,

@@ -1,0 +1,62 @@
+"""Pre-rendered SQL for the few statements the pipeline runs for every message.
+
+Peewee renders a query's SQL from its expression tree on every execution, which costs
+more than SQLite takes to run the statement. The record and thread stages run the same
+handful of statement shapes for every message, so their SQL is rendered once, by peewee
+itself, and reused with new parameters. Everything else uses the ORM as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from peewee import Database, Model
+
+
+class Statements:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._sql: dict[tuple[Any, ...], Any] = {}
+
+    def insert(self, model: type[Model], values: Mapping[str, Any]) -> int:
+        """INSERT one row and return its id; the SQL is rendered once per model and key set."""
+        fields = model._meta.fields
+        key = ("insert", model, tuple(values))
+        sql = self._sql.get(key)
+        columns = [
+            f
+            for f in model._meta.sorted_fields
+            if f.name in values or (f.default is not None and not f.primary_key)
+        ]
+        params = [
+            f.db_value(
+                values[f.name] if f.name in values else (f.default() if callable(f.default) else f.default)
+            )
+            for f in columns
+        ]
+        if sql is None:
+            insert = model.insert({fields[name]: value for name, value in values.items()})
+            if self.database.returning_clause:
+                insert = insert.returning(model._meta.primary_key)
+            sql, rendered = insert.sql()
+            if len(rendered) != len(params):  # our column order must be peewee's
+                raise AssertionError(f"insert of {model.__name__}: {len(rendered)} != {len(params)}")
+            self._sql[key] = sql
+        cursor = self.database.execute_sql(sql, params)
+        if self.database.returning_clause:
+            return int(cursor.fetchone()[0])
+        return int(cursor.lastrowid)
+
+    def query(
+        self, name: str, build: Callable[[int], Any], params: Sequence[Any], arity: int = 0
+    ) -> list[tuple[Any, ...]]:
+        """Run a SELECT rendered once per (name, arity) by `build(arity)`; rows as tuples."""
+        key = ("query", name, arity)
+        cached = self._sql.get(key)
+        if cached is None:
+            sql, rendered = build(arity).sql()
+            # our parameters come first; what peewee renders after them (LIMIT) stays as rendered
+            cached = self._sql[key] = (sql, tuple(rendered[len(params) :]))
+        sql, tail = cached
+        return list(self.database.execute_sql(sql, [*params, *tail]).fetchall())
