@@ -154,11 +154,11 @@ def test_db_url_from_environment_and_flag(tmp_path: Path) -> None:
 
 
 def test_stdin_mbox_and_folder_sources(desk: Desk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    a = make_mail(message_id="a@x", body="From the start\n>From here on\n")
+    a = make_mail(message_id="a@x", body="From the start\nwe had trouble.\nFrom here on it works.\n")
     b = make_mail(message_id="b@x", subject="Other", sender="b@other.example")
     mbox = (
         b"From a@x Mon Nov  2 09:00:00 2026\n"
-        + a.replace(b"\n>From here", b"\n>>From here")
+        + a.replace(b"\nFrom ", b"\n>From ")  # an mboxrd writer escapes every From_ line
         + b"\n"
         + b"From b@x Mon Nov  2 09:00:00 2026\n"
         + b
@@ -169,7 +169,7 @@ def test_stdin_mbox_and_folder_sources(desk: Desk, tmp_path: Path, monkeypatch: 
     assert summary["received"] == 2 and summary["new_tickets"] == 2
     texts = [t["messages"][0]["text"] for t in desk.tickets()]
     body = next(t for t in texts if "From the start" in t)
-    assert ">From here on" in body and ">>From" not in body, "mboxrd quoting is undone one level"
+    assert "From here on it works." in body and ">From" not in body, "mboxrd quoting is undone"
     folder = tmp_path / "maildir" / "cur"
     folder.mkdir(parents=True)
     (folder / "1700000000.M1P1.host:2,S").write_bytes(make_mail(message_id="c@x", subject="Third"))

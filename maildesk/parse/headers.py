@@ -41,9 +41,11 @@ def bytes_to_text(data: bytes, charset: str | None = None) -> str:
 
 def _undo_surrogates(value: str) -> str:
     # the stdlib parser keeps raw 8-bit header bytes as surrogate escapes
-    if not any("\udc80" <= ch <= "\udcff" for ch in value):
-        return value
-    return bytes_to_text(value.encode("utf-8", "surrogateescape"))
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return bytes_to_text(value.encode("utf-8", "surrogateescape"))
+    return value
 
 
 def clean_line(value: str) -> str:
