@@ -10,10 +10,11 @@ dominates everything else.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable
 from urllib.parse import unquote
 
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
 from bs4.element import NavigableString, PageElement, PreformattedString, Tag
 from bs4.exceptions import ParserRejectedMarkup
 
@@ -65,7 +66,11 @@ def _limit(html: str, max_chars: int, max_tags: int) -> str:
 
 def _parse(html: str, max_chars: int, max_tags: int) -> BeautifulSoup | None:
     try:
-        return BeautifulSoup(_limit(html, max_chars, max_tags), "html.parser")
+        with warnings.catch_warnings():
+            # Mail bodies that are only a URL, or XHTML with an <?xml?> line, are normal here.
+            warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+            warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+            return BeautifulSoup(_limit(html, max_chars, max_tags), "html.parser")
     except ParserRejectedMarkup:
         return None
 
@@ -208,6 +213,9 @@ def _render(root: PageElement, skip: set[int] | None = None, stop: PageElement |
             continue
         name = node.name.lower()
         if not leaving:
+            if id(node) in skip and name in _BLOCKS:
+                writer.paragraph()  # answers written between two quotes stay apart
+                continue
             if name in _SKIPPED or id(node) in skip or _is_hidden(node):
                 continue
             stack.append((node, True))
@@ -429,7 +437,14 @@ def _find_quotes(root: PageElement, *, keep_forwards: bool) -> tuple[set[int], P
                 skip.update(id(item) for item in _attribution_nodes(node))
                 continue
             if _ATTRIBUTION_CLASSES.intersection(_classes(node)):
-                skip.add(id(node))
+                # Gmail also puts "---------- Forwarded message ---------" in its gmail_attr.
+                kind = classify_marker(_text_prefix(node).split("\n", 1)[0])
+                if kind is MarkerKind.FORWARD and keep_forwards:
+                    stack.extend(reversed(node.contents))
+                elif kind is not None:
+                    return skip, node
+                else:
+                    skip.add(id(node))
                 continue
             stack.extend(reversed(node.contents))
         elif _is_text(node) and len(node) <= 200:
