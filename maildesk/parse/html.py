@@ -45,7 +45,9 @@ _SPACES = re.compile(r"\s+")
 _INVISIBLE = re.compile("[\u200b\u200e\u200f\u2060\ufeff\u00ad]")
 
 # Elements by which clients mark where the quoted history starts (see _is_history_start).
-_HISTORY_IDS = frozenset({"divrplyfwdmsg", "ecxdivrplyfwdmsg", "appendonsend"})
+_HISTORY_IDS = frozenset(
+    {"divrplyfwdmsg", "ecxdivrplyfwdmsg", "appendonsend", "mail-editor-reference-message-container"}
+)
 _HISTORY_HR_IDS = frozenset({"stopspelling", "ecxstopspelling", "zwchr"})
 _HISTORY_CLASSES = ("outlookmessageheader", "yahoo_quoted")
 _OUTLOOK_RULES = ("border-top:solid#b5c4df", "border-top:solid#e1e1e1")

@@ -216,6 +216,8 @@ _OPENER = re.compile(
     flags=re.IGNORECASE,
 )
 _COLON_END = (":", "：")
+# Whitespace plus the invisible direction marks right-to-left clients put after the colon.
+_TRAILING_JUNK = " \t\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"
 _RULES = ("--", "__", "==", "**", "—")
 
 
@@ -250,7 +252,7 @@ class _Lines:
 
     def colon_end(self, index: int) -> bool:
         line = self.lines[index]
-        return len(line) <= _MAX_ATTRIBUTION_LEN and line.rstrip().endswith(_COLON_END)
+        return len(line) <= _MAX_ATTRIBUTION_LEN and line.rstrip(_TRAILING_JUNK).endswith(_COLON_END)
 
     def signals(self, index: int) -> int:
         """Which of a "wrote" verb (1), an address (2) and a date (4) the line has."""
@@ -276,10 +278,6 @@ class _Lines:
         return None
 
 
-def _ends_with_colon(line: str) -> bool:
-    return line.rstrip().endswith(_COLON_END)
-
-
 def classify_marker(line: str) -> MarkerKind | None:
     """Say whether one line is a separator that starts quoted history or a forwarded message.
 
@@ -297,6 +295,8 @@ def classify_marker(line: str) -> MarkerKind | None:
         return MarkerKind.FORWARD
     if _REPLY_SEPARATOR.fullmatch(stripped):
         return MarkerKind.REPLY
+    if stripped.startswith("--") and stripped.endswith("--") and _has_verb(stripped):
+        return MarkerKind.REPLY  # Zoho: "---- On Tue, 03 Nov 2026 ... John <j@x> wrote ----"
     return None
 
 
@@ -307,7 +307,7 @@ def is_attribution(text: str, *, strict: bool = False) -> bool:
     directly above quoted text; ``strict`` asks for two of those signals and is for lines with
     no `>` quote below them, where a false hit would throw away the writer's text.
     """
-    flat = " ".join(text.split())
+    flat = " ".join(text.split()).rstrip(_TRAILING_JUNK)
     if not flat or len(flat) > _MAX_ATTRIBUTION_LEN or not flat.endswith(_COLON_END):
         return False
     verb = _has_verb(flat)
@@ -379,16 +379,20 @@ def header_field(line: str) -> str | None:
 def _header_block_end(text: _Lines, start: int) -> int | None:
     """End (exclusive) of an e-mail header block ("From: / Sent: / To: / Subject:") at start.
 
-    A block needs From plus a date, or From plus two other headers, so a customer's own
-    "To: support" line is not mistaken for quoted history. Wrapped recipient lists are
+    A block needs From plus a date, or From plus two other headers, and an address or a digit
+    somewhere, so a customer's own "To: support" or "From: my laptop / To: the printer" is not
+    mistaken for quoted history. Wrapped recipient lists are
     allowed as continuation lines.
     """
     fields: set[str] = set()
     continuations = 0
+    concrete = False  # real headers carry an address or a date somewhere
     index = start
     while index < len(text) and index - start < _MAX_HEADER_BLOCK:
         if text.blank[index] or text.quoted[index]:
             break
+        line = text.lines[index][:_MAX_ATTRIBUTION_LEN]
+        concrete = concrete or "@" in line or any(char.isdigit() for char in line)
         field = text.field(index)
         if field is None:
             if index == start or continuations >= 2:
@@ -397,7 +401,7 @@ def _header_block_end(text: _Lines, start: int) -> int | None:
         else:
             fields.add(field)
         index += 1
-    if "from" in fields and ("date" in fields or len(fields) >= 3):
+    if concrete and "from" in fields and ("date" in fields or len(fields) >= 3):
         return index
     return None
 
