@@ -89,6 +89,11 @@ def test_images_give_their_alt_text() -> None:
     assert html_to_text('<p>Logo: <img src="cid:1" alt="ACME"> <img src="t.gif"></p>') == "Logo: ACME"
 
 
+def test_file_names_as_alt_text_are_dropped() -> None:
+    html = '<p>Screenshot:</p><img src="cid:ii_1" alt="vpn-error 809.PNG"><p>after</p>'
+    assert html_to_text(html) == "Screenshot:\n\nafter"
+
+
 def test_scripts_styles_head_comments_and_hidden_elements_are_dropped() -> None:
     html = (
         "<html><head><title>T</title><style>p {color: red}</style></head><body>"

@@ -303,6 +303,8 @@ SIGNATURES = {
     "spanish iphone": "Enviado desde mi iPhone",
     "italian iphone": "Inviato da iPhone",
     "sparrow": "Sent with Sparrow (http://www.sparrowmailapp.com/?sig)",
+    "proton mail": "Sent with Proton Mail (https://proton.me/mail/home) secure email.",
+    "samsung german": "Von meinem/meiner Galaxy gesendet",
     "name sign-off": "-Jane",
     "mailing list footer": "______________________________\nusers mailing list\nusers@lists.example",
     "delimiter then mobile": "-- \nJane\nSent from my iPhone",

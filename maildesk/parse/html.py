@@ -42,6 +42,8 @@ _LINES = frozenset(
 _BLOCKS = _PARAGRAPHS | _LINES | {"br", "td", "th"}
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", flags=re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+# Clients use a pasted image's file name as its alt text ("image001.png"); it tells a reader nothing.
+_FILE_NAME = re.compile(r"[^/\\\n]{1,200}\.(?:png|jpe?g|gif|bmp|webp|tiff?|heic|svg)", flags=re.IGNORECASE)
 _INVISIBLE = re.compile("[\u200b\u200e\u200f\u2060\ufeff\u00ad]")
 
 # Elements by which clients mark where the quoted history starts (see _is_history_start).
@@ -227,7 +229,7 @@ def _render(root: PageElement, skip: set[int] | None = None, stop: PageElement |
                 writer.line_break()
         elif name == "img":
             alt = node.get("alt")
-            if not leaving and isinstance(alt, str) and alt.strip():
+            if not leaving and isinstance(alt, str) and alt.strip() and not _FILE_NAME.fullmatch(alt.strip()):
                 writer.text(f" {alt.strip()} ")
         elif name == "a":
             href = node.get("href")
