@@ -158,3 +158,25 @@ def test_parser_never_raises_on_mail_shaped_bytes(headers: list[tuple[bytes, byt
     assert isinstance(result, ParsedMail | ParseError)
     if isinstance(result, ParsedMail):
         assert all(isinstance(a.email, str) and "@" in a.email for a in result.to + result.cc)
+
+
+def test_format_flowed_is_unflowed() -> None:
+    from maildesk.parse.message import unflow
+
+    text = "This is a long \nline that was wrapped.\n> quoted and \n> wrapped\n-- \nsig"
+    assert unflow(text) == "This is a long line that was wrapped.\n> quoted and wrapped\n-- \nsig"
+    assert unflow("abc \ndef", delsp=True) == "abcdef"
+
+
+def test_attached_message_is_not_body_text() -> None:
+    inner = make_mail(sender="billing@vendor.example", subject="Reminder", body="Please pay invoice 42 now.")
+    outer = (
+        b"From: a@b.example\r\nSubject: Fwd: Reminder\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="XX"\r\n\r\n--XX\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nWe paid this already.\r\n--XX\r\n"
+        b'Content-Type: message/rfc822\r\nContent-Disposition: attachment; filename="r.eml"\r\n\r\n'
+        + inner
+        + b"\r\n--XX--\r\n"
+    )
+    mail = parse(outer)
+    assert "We paid this already." in mail.text and "invoice 42" not in mail.text

@@ -205,8 +205,11 @@ def _date(mail: object, now: datetime | None, defects: list[str]) -> datetime | 
 
 
 def _bodies(mail: object, limits: LimitsConfig, defects: list[str]) -> tuple[str, str | None]:
-    plain_parts = [p for p in getattr(mail, "text_plain", []) if isinstance(p, str) and p.strip()]
-    html_parts = [p for p in getattr(mail, "text_html", []) if isinstance(p, str) and p.strip()]
+    plain_parts, html_parts = _body_parts(getattr(mail, "message", None), limits, defects)
+    if not plain_parts and not html_parts:
+        # nothing readable by our walk (a message with no MIME headers at all): take mail-parser's view
+        plain_parts = [p for p in getattr(mail, "text_plain", []) if isinstance(p, str) and p.strip()]
+        html_parts = [p for p in getattr(mail, "text_html", []) if isinstance(p, str) and p.strip()]
     html = "\n".join(html_parts[:20]) if html_parts else None
     if html is not None and len(html) > limits.html:
         defects.append(f"HTML body cut at {limits.html} characters")
@@ -218,6 +221,97 @@ def _bodies(mail: object, limits: LimitsConfig, defects: list[str]) -> tuple[str
         defects.append(f"text cut at {limits.text} characters")
         plain = plain[: limits.text]
     return plain.replace("\r\n", "\n").replace("\r", "\n"), html
+
+
+def _body_parts(message: object, limits: LimitsConfig, defects: list[str]) -> tuple[list[str], list[str]]:
+    """The text/plain and text/html parts the sender wrote, in order.
+
+    Attachments are not body text, and neither is anything inside an attached message
+    (message/rfc822: a forwarded mail is the sender's attachment, not their words).
+    """
+    plain: list[str] = []
+    html: list[str] = []
+    if message is None:
+        return plain, html
+    stack = [message]
+    seen = 0
+    while stack and seen < limits.parts:
+        part = stack.pop()
+        seen += 1
+        ctype = part.get_content_type()
+        if part.is_multipart():
+            if ctype == "message/rfc822" or part.get_content_disposition() == "attachment":
+                continue
+            children = part.get_payload()
+            if isinstance(children, list):
+                stack.extend(reversed(children))
+            continue
+        if ctype not in ("text/plain", "text/html") or part.get_content_disposition() == "attachment":
+            continue
+        if part.get_filename() and part is not message:
+            continue
+        text = _decode_part(part, defects)
+        if not text.strip():
+            continue
+        if ctype == "text/plain":
+            params = {k.lower(): str(v).lower() for k, v in part.get_params() or [] if isinstance(k, str)}
+            if params.get("format") == "flowed":
+                text = unflow(text, delsp=params.get("delsp") == "yes")
+            plain.append(text)
+        else:
+            html.append(text)
+    return plain, html
+
+
+def _decode_part(part: object, defects: list[str]) -> str:
+    try:
+        data = part.get_payload(decode=True)  # type: ignore[attr-defined]
+    except (ValueError, TypeError, AssertionError, LookupError):
+        data = None
+    if data is None:
+        payload = part.get_payload()  # type: ignore[attr-defined]
+        return payload if isinstance(payload, str) else ""
+    charset = part.get_content_charset()  # type: ignore[attr-defined]
+    text = bytes_to_text(data, charset)
+    if charset and not _decodes(data, charset):
+        defects.append(f"text declared as {charset} is not; read as UTF-8 or Windows-1252")
+    return text
+
+
+def _decodes(data: bytes, charset: str) -> bool:
+    try:
+        data.decode(charset)
+        return True
+    except (LookupError, UnicodeDecodeError, ValueError):
+        return False
+
+
+def unflow(text: str, delsp: bool = False) -> str:
+    """Undo RFC 3676 format=flowed: a line ending in a space continues on the next line."""
+    out: list[str] = []
+    current: str | None = None
+    current_depth = 0
+    for raw in text.replace("\r\n", "\n").split("\n"):
+        depth = len(raw) - len(raw.lstrip(">"))
+        line = raw[depth:]
+        if line.startswith(" "):
+            line = line[1:]  # space-stuffing
+        flowed = line.endswith(" ") and line != "-- "
+        if current is not None and depth == current_depth:
+            current += line
+        else:
+            if current is not None:
+                out.append(">" * current_depth + (" " if current_depth else "") + current)
+            current, current_depth = line, depth
+        if flowed:
+            if delsp:
+                current = current[:-1]
+            continue
+        out.append(">" * current_depth + (" " if current_depth else "") + current)
+        current = None
+    if current is not None:
+        out.append(">" * current_depth + (" " if current_depth else "") + current)
+    return "\n".join(out)
 
 
 def _new_text(text: str, html: str | None, defects: list[str]) -> str:
