@@ -183,13 +183,17 @@ def test_html_bomb_from_the_crafted_corpus_is_fast_and_does_not_recurse(
         "<a href='http://x'>" * 30_000 + "deep",
         "<pre>" * 30_000 + "deep",
         "<span style='display:none'>" * 30_000 + "deep",
+        "<div style='border-top:solid 1px #ccc'>" * 30_000 + "deep",
+        "<div class='gmail_attr'>" * 30_000 + "deep",
+        "<p>" + "<span></span>" * 20_000 + "</p><blockquote>quote</blockquote>",
     ],
-    ids=["blockquotes", "lists", "tables", "links", "pre", "hidden"],
+    ids=["blockquotes", "lists", "tables", "links", "pre", "hidden", "top rules", "attributions", "wide"],
 )
-def test_other_deep_nesting_does_not_recurse(html: str) -> None:
+def test_other_deep_nesting_does_not_recurse_or_go_quadratic(html: str) -> None:
+    baseline = _seconds(html_to_text, _ordinary_html(len(html)))
     with _recursion_limit(400):
-        html_to_text(html)
-        remove_html_quotes(html)
+        elapsed = _seconds(html_to_text, html) + _seconds(remove_html_quotes, html)
+    assert elapsed < 10 * max(baseline, 0.05)
 
 
 # -- remove_html_quotes, by client ---------------------------------------------------------------
@@ -391,6 +395,8 @@ SOUP = st.lists(
                 '<div style="display:none">',
                 '<ol start="-3">',
                 '<ol start="99999999999">',
+                '<ol start="²">',
+                "<div style='border-top:solid 1px'>",
             ]
         ),
         st.text(max_size=20),

@@ -56,13 +56,16 @@ _OUTLOOK_RULES = ("border-top:solid#b5c4df", "border-top:solid#e1e1e1")
 _ATTRIBUTION_CLASSES = frozenset({"moz-cite-prefix", "gmail_attr"})
 _MAX_ATTRIBUTION_CHARS = 500
 _MAX_LOOKBACK = 20
+_MAX_MARKER_CHARS = 200
+_MAX_PEEK_NODES = 64  # an attribution or header block is a few dozen nodes at most
+_MAX_INDENT = 8  # list levels shown by indentation; deeper ones line up with the eighth
 
 
 def _limit(html: str, max_chars: int, max_tags: int) -> str:
-    html = html[:max_chars]
+    html = html[: max(max_chars, 0)]
     if html.count("<") > max_tags:
-        cut = -1
-        for _ in range(max_tags):
+        cut = html.find("<")
+        for _ in range(max_tags):  # to the tag after the last one kept
             cut = html.find("<", cut + 1)
         html = html[:cut]
     return html
@@ -279,7 +282,7 @@ def _render(root: PageElement, skip: set[int] | None = None, stop: PageElement |
 
 def _list_start(tag: Tag) -> int:
     value = tag.get("start")
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 7:
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,6}\s*", value):
         return int(value)
     return 1
 
@@ -287,7 +290,7 @@ def _list_start(tag: Tag) -> int:
 def _bullet(lists: list[list[int]]) -> str:
     if not lists:
         return "- "
-    indent = "  " * (len(lists) - 1)
+    indent = "  " * min(len(lists) - 1, _MAX_INDENT)
     ordered, number = lists[-1]
     if ordered:
         lists[-1][1] += 1
@@ -332,24 +335,29 @@ def _is_history_start(tag: Tag) -> bool:
     style = _style(tag).replace(" ", "").lower()
     if name in ("div", "p") and "border-top" in style:
         # Outlook draws a rule above its "From: / Sent: / To:" block (#B5C4DF in 2007-2010,
-        # #E1E1E1 later); Windows Mail and others use other colours, so also accept any top
-        # rule over a block that starts with a header label.
+        # #E1E1E1 later). Other colours (Windows Mail) count when the text below the rule
+        # starts with a "From:" label, which _find_quotes checks as it reaches that text.
         rule_at = style.find("border-top:solid#")
-        if rule_at >= 0 and style.startswith(_OUTLOOK_RULES, rule_at):
-            return True
-        return header_field(_text_prefix(tag)) == "from"
+        return rule_at >= 0 and style.startswith(_OUTLOOK_RULES, rule_at)
     return False
+
+
+def _has_top_rule(tag: Tag) -> bool:
+    return tag.name.lower() in ("div", "p") and "border-top" in _style(tag).lower()
 
 
 def _text_prefix(node: PageElement, limit: int = _MAX_ATTRIBUTION_CHARS) -> str:
     """About the first ``limit`` characters of a node's text, one line per rendered line.
 
-    Stops early instead of walking the whole subtree, so looking at a node stays cheap.
+    Stops after ``limit`` characters or ``_MAX_PEEK_NODES`` nodes instead of walking the whole
+    subtree: it is called for many nested elements, and a full walk each time is quadratic.
     """
     parts: list[str] = []
     size = 0
+    visited = 0
     stack: list[PageElement] = [node]
-    while stack and size < limit:
+    while stack and size < limit and visited < _MAX_PEEK_NODES:
+        visited += 1
         current = stack.pop()
         if isinstance(current, Tag):
             name = current.name.lower()
@@ -428,6 +436,9 @@ def _is_attribution_text(nodes: Iterable[PageElement]) -> bool:
 def _find_quotes(root: PageElement, *, keep_forwards: bool) -> tuple[set[int], PageElement | None]:
     """Ids of quote elements and their attributions, and the node where history starts."""
     skip: set[int] = set()
+    # Elements with a top border and no text yet: history starts at the first of them if the
+    # next text is a "From:" label. Deciding when that text is reached keeps this one pass.
+    rules: list[Tag] = []
     stack: list[PageElement] = [root]
     while stack:
         node = stack.pop()
@@ -436,6 +447,8 @@ def _find_quotes(root: PageElement, *, keep_forwards: bool) -> tuple[set[int], P
                 continue
             if _is_history_start(node):
                 return skip, node
+            if _has_top_rule(node):
+                rules.append(node)
             if _is_quote_blockquote(node):
                 skip.add(id(node))
                 skip.update(id(item) for item in _attribution_nodes(node))
@@ -451,8 +464,12 @@ def _find_quotes(root: PageElement, *, keep_forwards: bool) -> tuple[set[int], P
                     skip.add(id(node))
                 continue
             stack.extend(reversed(node.contents))
-        elif _is_text(node) and len(node) <= 200:
-            kind = classify_marker(str(node))
+        elif _is_text(node) and node.strip():
+            if rules:
+                if header_field(node.strip()[:100]) == "from":
+                    return skip, rules[0]
+                rules.clear()
+            kind = classify_marker(str(node)) if len(node) <= _MAX_MARKER_CHARS else None
             if kind is not None and not (keep_forwards and kind is MarkerKind.FORWARD):
                 return skip, node
     return skip, None
