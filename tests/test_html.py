@@ -120,6 +120,7 @@ def test_broken_and_odd_markup() -> None:
     assert html_to_text("") == ""
     assert html_to_text("<?xml version='1.0'?><!DOCTYPE html><p>x</p>") == "x"
     assert html_to_text("https://example.com/looks-like-a-url") == "https://example.com/looks-like-a-url"
+    assert html_to_text("\ud800<p>lone surrogate</p>\x00") == "\ufffd\n\nlone surrogate"
 
 
 def test_size_and_tag_caps_truncate_before_parsing() -> None:
@@ -406,7 +407,7 @@ SOUP = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(SOUP, st.text()))
+@given(st.one_of(SOUP, st.text(), st.text(st.characters(codec=None))))
 def test_never_raises_and_output_is_tidy(html: str) -> None:
     for out in (html_to_text(html), remove_html_quotes(html), remove_html_quotes(html, keep_forwards=True)):
         lines = out.split("\n")

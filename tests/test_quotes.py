@@ -448,7 +448,7 @@ MAILISH = st.lists(
     ),
     max_size=30,
 ).map("\n".join)
-ANY_TEXT = st.one_of(st.text(), MAILISH)
+ANY_TEXT = st.one_of(st.text(), st.text(st.characters(codec=None)), MAILISH)
 
 
 def _content_lines(text: str) -> list[str]:

@@ -44,7 +44,8 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", flags=re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 # Clients use a pasted image's file name as its alt text ("image001.png"); it tells a reader nothing.
 _FILE_NAME = re.compile(r"[^/\\\n]{1,200}\.(?:png|jpe?g|gif|bmp|webp|tiff?|heic|svg)", flags=re.IGNORECASE)
-_INVISIBLE = re.compile("[\u200b\u200e\u200f\u2060\ufeff\u00ad]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INVISIBLE = re.compile("[\x00\u200b\u200e\u200f\u2060\ufeff\u00ad]")
 
 # Elements by which clients mark where the quoted history starts (see _is_history_start).
 _HISTORY_IDS = frozenset(
@@ -62,7 +63,8 @@ _MAX_INDENT = 8  # list levels shown by indentation; deeper ones line up with th
 
 
 def _limit(html: str, max_chars: int, max_tags: int) -> str:
-    html = html[: max(max_chars, 0)]
+    # Lone surrogates (from a broken decoder upstream) make bs4 raise while encoding.
+    html = _SURROGATE.sub("\ufffd", html[: max(max_chars, 0)])
     if html.count("<") > max_tags:
         cut = html.find("<")
         for _ in range(max_tags):  # to the tag after the last one kept
