@@ -369,8 +369,9 @@ def _text_prefix(node: PageElement, limit: int = _MAX_ATTRIBUTION_CHARS) -> str:
                 parts.append("\n")
             stack.extend(reversed(current.contents))
         elif _is_text(current):
-            parts.append(_SPACES.sub(" ", str(current)))
-            size += len(current)
+            value = str(current)
+            parts.append(_SPACES.sub(" ", value))
+            size += len(value)
     lines = (line.strip() for line in "".join(parts).split("\n"))
     return "\n".join(line for line in lines if line)[:limit]
 
@@ -466,12 +467,12 @@ def _find_quotes(root: PageElement, *, keep_forwards: bool) -> tuple[set[int], P
                     skip.add(id(node))
                 continue
             stack.extend(reversed(node.contents))
-        elif _is_text(node) and node.strip():
+        elif _is_text(node) and (text := str(node)).strip():
             if rules:
-                if header_field(node.strip()[:100]) == "from":
+                if header_field(text.strip()[:100]) == "from":
                     return skip, rules[0]
                 rules.clear()
-            kind = classify_marker(str(node)) if len(node) <= _MAX_MARKER_CHARS else None
+            kind = classify_marker(text) if len(text) <= _MAX_MARKER_CHARS else None
             if kind is not None and not (keep_forwards and kind is MarkerKind.FORWARD):
                 return skip, node
     return skip, None
