@@ -307,8 +307,34 @@ def html_to_text(html: str, *, max_chars: int = DEFAULT_MAX_CHARS, max_tags: int
     "text (url)", images give their alt text; scripts, styles and hidden elements are left out.
     Input beyond ``max_chars`` characters or ``max_tags`` tags is dropped before parsing.
     """
-    soup = _parse(html, max_chars, max_tags)
-    return _render(soup) if soup is not None else ""
+    return HtmlDocument(html, max_chars=max_chars, max_tags=max_tags).whole
+
+
+class HtmlDocument:
+    """One parse of an HTML body, rendered whole or without its quoted history, on demand.
+
+    Building bs4's tree is most of the cost of reading HTML mail; a message needs both its
+    whole text and its new text, so it parses once and renders twice.
+    """
+
+    def __init__(
+        self, html: str, *, max_chars: int = DEFAULT_MAX_CHARS, max_tags: int = DEFAULT_MAX_TAGS
+    ) -> None:
+        self._soup = _parse(html, max_chars, max_tags)
+        self._whole: str | None = None
+
+    @property
+    def whole(self) -> str:
+        if self._whole is None:
+            self._whole = _render(self._soup) if self._soup is not None else ""
+        return self._whole
+
+    def reply(self, *, keep_forwards: bool = False) -> str:
+        """The text without quoted history (see ``remove_html_quotes``)."""
+        if self._soup is None:
+            return ""
+        skip, stop = _find_quotes(self._soup, keep_forwards=keep_forwards)
+        return _render(self._soup, skip, stop)
 
 
 # -- quoted history ------------------------------------------------------------------------------
@@ -496,8 +522,5 @@ def remove_html_quotes(
     out. History with no structure at all (Outlook 2010's bare "From:" paragraph) is left
     for ``strip_quotes`` to find in the text.
     """
-    soup = _parse(html, max_chars, max_tags)
-    if soup is None:
-        return ""
-    skip, stop = _find_quotes(soup, keep_forwards=keep_forwards)
-    return _render(soup, skip, stop)
+    document = HtmlDocument(html, max_chars=max_chars, max_tags=max_tags)
+    return document.reply(keep_forwards=keep_forwards)

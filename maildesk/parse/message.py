@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email
 import hashlib
 import logging
 import re
@@ -102,14 +103,16 @@ def parse(raw: bytes, limits: LimitsConfig | None = None, now: datetime | None =
     limits = limits or LimitsConfig()
     defects: list[str] = []
     try:
-        mail = mailparser.parse_from_bytes(raw)
+        message = email.message_from_bytes(raw)  # compat32, as mail-parser builds it
+        headers = _headers(message)
+        # mail-parser parses every Received: line, which is half its work and nothing we read;
+        # they stay in `headers` as text
+        del message["Received"]
+        mail = mailparser.MailParser(message)
     except MailParserError as exc:
         raise ParseError(f"unreadable MIME structure: {exc}") from exc
     except RecursionError as exc:
         raise ParseError("MIME nesting too deep to parse") from exc
-    message = mail.message
-
-    headers = _headers(message)
     raw_message_id = message_ids(_first_raw(message, "message-id"), limit=1)
     if raw_message_id:
         message_id, synthetic = raw_message_id[0], False
@@ -121,7 +124,7 @@ def parse(raw: bytes, limits: LimitsConfig | None = None, now: datetime | None =
     if not senders:
         sender_header = _addresses(getattr(mail, "sender", None) or [], defects, "Sender")
         senders = sender_header
-    text, html = _bodies(mail, limits, defects)
+    text, html, new_text = _bodies(mail, limits, defects)
     attachments = _attachments(mail.attachments, limits, defects)
 
     return ParsedMail(
@@ -137,7 +140,7 @@ def parse(raw: bytes, limits: LimitsConfig | None = None, now: datetime | None =
         date=_date(mail, now, defects),
         text=text,
         html=html,
-        new_text=_new_text(text, html, defects),
+        new_text=new_text,
         attachments=attachments,
         headers=headers,
         defects=tuple(defects) + _mailparser_defects(mail),
@@ -204,7 +207,8 @@ def _date(mail: object, now: datetime | None, defects: list[str]) -> datetime | 
     return value
 
 
-def _bodies(mail: object, limits: LimitsConfig, defects: list[str]) -> tuple[str, str | None]:
+def _bodies(mail: object, limits: LimitsConfig, defects: list[str]) -> tuple[str, str | None, str]:
+    """(whole text, HTML, new text): HTML is parsed once for both texts."""
     plain_parts, html_parts = _body_parts(getattr(mail, "message", None), limits, defects)
     if not plain_parts and not html_parts:
         # nothing readable by our walk (a message with no MIME headers at all): take mail-parser's view
@@ -214,13 +218,20 @@ def _bodies(mail: object, limits: LimitsConfig, defects: list[str]) -> tuple[str
     if html is not None and len(html) > limits.html:
         defects.append(f"HTML body cut at {limits.html} characters")
         html = html[: limits.html]
+    document = html_text.HtmlDocument(html, max_chars=limits.html) if html else None
     plain = "\n\n".join(plain_parts[:20]).replace("\x00", "")
-    if not plain.strip() and html:
-        plain = html_text.html_to_text(html)
+    if not plain.strip() and document is not None:
+        plain = document.whole
     if len(plain) > limits.text:
         defects.append(f"text cut at {limits.text} characters")
         plain = plain[: limits.text]
-    return plain.replace("\r\n", "\n").replace("\r", "\n"), html
+    plain = plain.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        new = quotes.new_text(plain or None, document)
+    except RecursionError:
+        defects.append("quote stripping gave up on this message: the whole text is kept")
+        new = plain.strip()
+    return plain, html, new
 
 
 def _body_parts(message: object, limits: LimitsConfig, defects: list[str]) -> tuple[list[str], list[str]]:
@@ -312,14 +323,6 @@ def unflow(text: str, delsp: bool = False) -> str:
     if current is not None:
         out.append(">" * current_depth + (" " if current_depth else "") + current)
     return "\n".join(out)
-
-
-def _new_text(text: str, html: str | None, defects: list[str]) -> str:
-    try:
-        return quotes.new_text(text or None, html)
-    except RecursionError:
-        defects.append("quote stripping gave up on this message: the whole text is kept")
-        return text.strip()
 
 
 def _attachments(items: list[dict], limits: LimitsConfig, defects: list[str]) -> tuple[AttachmentPart, ...]:

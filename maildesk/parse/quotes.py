@@ -16,6 +16,10 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maildesk.parse.html import HtmlDocument
 
 __all__ = [
     "MarkerKind",
@@ -637,7 +641,7 @@ def strip_signature(text: str) -> str:
     return _join(lines[:end]).strip("\n")
 
 
-def new_text(plain: str | None, html: str | None) -> str:
+def new_text(plain: str | None, html: str | HtmlDocument | None) -> str:
     """The text a customer newly wrote in a message, for the ticket and the classifier.
 
     HTML is preferred (clients mark quotes structurally there); plain text is used when there
@@ -647,13 +651,14 @@ def new_text(plain: str | None, html: str | None) -> str:
     then the whole text; "" only if the message has no text at all.
     """
     # html.py uses this module's attribution test, so import it here to avoid a cycle.
-    from maildesk.parse.html import html_to_text, remove_html_quotes
+    from maildesk.parse.html import HtmlDocument
 
-    reply = remove_html_quotes(html) if html else ""
+    document = HtmlDocument(html) if isinstance(html, str) and html else html or None
+    reply = document.reply() if document is not None else ""
     whole = reply
     if not strip_quotes(reply).strip():
-        # Only a quote, or nothing visible: the second parse is paid only in this rare case.
-        whole = html_to_text(html) if html else ""
+        # Only a quote, or nothing visible: the whole rendering is paid only in this rare case.
+        whole = document.whole if document is not None else ""
         if not whole.strip():
             whole = reply = plain or ""
     without_quotes = strip_quotes(reply)
