@@ -19,11 +19,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from peewee import Database, DatabaseError
 
 from maildesk.clock import naive_utc
 from maildesk.errors import SpoolError
+from maildesk.tickets.store.fast import Statements
 from maildesk.tickets.store.models import InboundMail, RawMail
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,18 @@ def dedupe_key(raw: bytes, sha256: str) -> str:
     return digest.hexdigest()
 
 
+def _mark_processed() -> Any:
+    return InboundMail.update(state=PROCESSED, processed_at=datetime(2000, 1, 1), reason="").where(
+        InboundMail.id == 0
+    )
+
+
 class Spool:
     """Raw mail in `raw_mail`, indexed and tracked by `inbound_mail` rows."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        self.sql = Statements(database)
 
     def read(self, row: InboundMail) -> bytes:
         raw = RawMail.select(RawMail.data).where(RawMail.sha256 == row.sha256).scalar()
@@ -187,9 +196,7 @@ class Spool:
         )
 
     def mark_processed(self, row: InboundMail, now: datetime) -> None:
-        InboundMail.update(state=PROCESSED, processed_at=naive_utc(now), reason="").where(
-            InboundMail.id == row.id
-        ).execute()
+        self.sql.execute("mark-processed", _mark_processed, [PROCESSED, "", naive_utc(now), row.id])
 
     def quarantine(self, row: InboundMail, reason: str, now: datetime) -> None:
         """Park a message for a person: raw bytes stay, the reason says why."""

@@ -143,3 +143,11 @@ def test_a_killed_ingest_is_finished_by_the_next_run(tmp_path: Path) -> None:
     counts = _tickets_by_message(db)
     assert len(counts) == len(files), "every file is in the spool exactly once"
     assert set(counts.values()) == {1}, "every spooled message is on exactly one ticket message"
+
+
+def test_mark_processed_records_state_and_time(spool: Spool) -> None:
+    row = InboundMail.get_by_id(spool.accept(Incoming(make_mail(), "file"), NOW).id)
+    spool.quarantine(row, "first try failed", NOW)
+    spool.mark_processed(row, NOW)
+    stored = InboundMail.get_by_id(row.id)
+    assert (stored.state, stored.reason, stored.processed_at) == ("processed", "", NOW.replace(tzinfo=None))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from maildesk.config import Config
 from maildesk.parse.message import Address
+
+if TYPE_CHECKING:
+    from maildesk.tickets.store.fast import Statements
+
 from maildesk.tickets.store.models import Agent, Contact, Organization, Team
 
 
@@ -50,6 +55,7 @@ def contact_for(
     now: datetime,
     org_ids: dict[str, int] | None = None,
     cache: dict[str, Contact] | None = None,
+    sql: Statements | None = None,
 ) -> Contact:
     """The contact for an address, created on first sight and linked to its organisation.
 
@@ -58,7 +64,11 @@ def contact_for(
     """
     if cache is not None and address.email in cache:
         return cache[address.email]
-    contact = Contact.get_or_none(Contact.email == address.email)
+    if sql is not None:
+        found = sql.get(Contact, "contact-by-email", _contact_by_email, [address.email])
+        contact = found[0] if found else None
+    else:
+        contact = Contact.get_or_none(Contact.email == address.email)
     org_config = config.organization_for(address.email)
     org_id = None
     if org_config is not None:
@@ -68,7 +78,12 @@ def contact_for(
             row = Organization.get_or_none(Organization.name == org_config.name)
             org_id = row.id if row else None
     if contact is None:
-        contact = Contact.create(email=address.email, name=address.name, organization=org_id, created_at=now)
+        values = {"email": address.email, "name": address.name, "organization": org_id, "created_at": now}
+        if sql is not None:
+            contact = Contact(id=sql.insert(Contact, values), **values)
+            contact._dirty.clear()
+        else:
+            contact = Contact.create(**values)
     elif (address.name and not contact.name) or (org_id is not None and contact.organization_id != org_id):
         contact.name = contact.name or address.name
         contact.organization = org_id if org_id is not None else contact.organization_id
@@ -78,6 +93,10 @@ def contact_for(
             cache.clear()
         cache[address.email] = contact
     return contact
+
+
+def _contact_by_email(_: int) -> Any:
+    return Contact.select().where(Contact.email == "")
 
 
 def organization_ids() -> dict[str, int]:

@@ -44,7 +44,9 @@ def record(ctx: MailContext) -> Verdict:
     now = naive_utc(ctx.now)
     config = ctx.config
     events: list[dict[str, object]] = []
-    sender = contact_for(mail.sender, config, now, ctx.org_ids, ctx.contacts) if mail.sender else None
+    sender = (
+        contact_for(mail.sender, config, now, ctx.org_ids, ctx.contacts, ctx.sql) if mail.sender else None
+    )
     is_agent = bool(mail.sender and config.agent(mail.sender.email))
     who = str(mail.sender or "unknown sender")
 
@@ -69,7 +71,7 @@ def record(ctx: MailContext) -> Verdict:
                 )
             )
     else:
-        ticket = Ticket.get_by_id(decision.ticket_id)
+        (ticket,) = ctx.sql.get(Ticket, "ticket-by-id", _ticket_by_id, [decision.ticket_id])
         for other_id in decision.merge:
             events.extend(_merge(Ticket.get_by_id(other_id), ticket, config, now))
         if decision.reopen:
@@ -84,13 +86,8 @@ def record(ctx: MailContext) -> Verdict:
             )
         )
         if not is_agent:
-            events.extend(_settle_requester(ticket, mail, sender, now))
-        present = {
-            row.contact_id
-            for row in TicketParticipant.select(TicketParticipant.contact).where(
-                TicketParticipant.ticket == ticket.id
-            )
-        }
+            events.extend(_settle_requester(ticket, mail, sender, now, ctx.sql))
+        present = {row[0] for row in ctx.sql.query("participants", _participants, [ticket.id])}
 
     message_id = ctx.sql.insert(
         Message,
@@ -113,9 +110,8 @@ def record(ctx: MailContext) -> Verdict:
             "defects": json.dumps(list(mail.defects)),
         },
     )
-    refs = dict.fromkeys([*mail.in_reply_to, *mail.references])
-    if refs:
-        MessageReference.insert_many([{"message": message_id, "ref": ref[:990]} for ref in refs]).execute()
+    for ref in dict.fromkeys([*mail.in_reply_to, *mail.references]):
+        ctx.sql.insert(MessageReference, {"message": message_id, "ref": ref[:990]})
     for part in mail.attachments:
         _store_attachment(message_id, part, ctx.storage)
 
@@ -127,24 +123,48 @@ def record(ctx: MailContext) -> Verdict:
         contact = (
             sender
             if sender is not None and address.email == sender.email
-            else contact_for(address, config, now, ctx.org_ids, ctx.contacts)
+            else contact_for(address, config, now, ctx.org_ids, ctx.contacts, ctx.sql)
         )
         if contact.id == ticket.requester_id or contact.id in present:
             continue
         present.add(contact.id)
         newcomers.append(contact.id)
         events.append(_event(ticket, now, "participant_added", address.email))
-    if newcomers:
-        TicketParticipant.insert_many(
-            [{"ticket": ticket.id, "contact": c, "role": "cc"} for c in newcomers]
-        ).execute()
-    Event.insert_many(events).execute()
+    for contact_id in newcomers:
+        ctx.sql.insert(TicketParticipant, {"ticket": ticket.id, "contact": contact_id, "role": "cc"})
+    for event in events:
+        ctx.sql.insert(Event, event)
 
     if not ctx.new_ticket:
         ticket.updated_at = now
-        ticket.save()
+        if set(ticket.dirty_fields) - {Ticket.updated_at}:
+            ticket.save()
+        else:
+            ctx.sql.execute("touch-ticket", _touch_ticket, [now, ticket.id])
     ctx.ticket, ctx.message_pk = ticket, message_id
     return CONTINUE
+
+
+def _ticket_by_id(_: int) -> Any:
+    return Ticket.select().where(Ticket.id == 0)
+
+
+def _participants(_: int) -> Any:
+    return TicketParticipant.select(TicketParticipant.contact).where(TicketParticipant.ticket == 0)
+
+
+def _touch_ticket() -> Any:
+    return Ticket.update(updated_at=datetime(2000, 1, 1)).where(Ticket.id == 0)
+
+
+def _earliest_customer_message(_: int) -> Any:
+    when = fn.COALESCE(Message.date, Message.arrived_at)
+    return (
+        Message.select(Message.from_addr, when)
+        .where((Message.ticket == 0) & (Message.kind == "customer") & (Message.from_addr != ""))
+        .order_by(when, Message.id)
+        .limit(1)
+    )
 
 
 def _ref(ticket: Ticket, config: Config) -> str:
@@ -187,22 +207,22 @@ def _add_participant(ticket: Ticket, contact: Contact, now: datetime) -> list[di
 
 
 def _settle_requester(
-    ticket: Ticket, mail: ParsedMail, sender: Contact | None, now: datetime
+    ticket: Ticket, mail: ParsedMail, sender: Contact | None, now: datetime, sql: Statements
 ) -> list[dict[str, object]]:
     """The author of the earliest customer message is the requester, whatever order mail arrived in."""
-    earliest = (
-        Message.select(Message.from_addr, fn.COALESCE(Message.date, Message.arrived_at).alias("at"))
-        .where((Message.ticket == ticket.id) & (Message.kind == "customer") & (Message.from_addr != ""))
-        .order_by(fn.COALESCE(Message.date, Message.arrived_at), Message.id)
-        .first()
-    )
-    if earliest is None:
+    rows = sql.query("earliest-customer-message", _earliest_customer_message, [ticket.id])
+    if not rows:
         return []
+    earliest_from, earliest_at = rows[0]
+    if sender is not None and sender.id == ticket.requester_id:
+        requester_email = sender.email
+    else:
+        requester_email = ticket.requester.email if ticket.requester_id else None
     author: Contact | None = None
-    if sender is not None and mail.date is not None and naive_utc(mail.date) < naive_utc(earliest.at):
+    if sender is not None and mail.date is not None and naive_utc(mail.date) < naive_utc(earliest_at):
         author = sender
-    elif ticket.requester is None or earliest.from_addr != ticket.requester.email:
-        author = Contact.get_or_none(Contact.email == earliest.from_addr)
+    elif earliest_from != requester_email:
+        author = Contact.get_or_none(Contact.email == earliest_from)
     if author is None or author.id == ticket.requester_id:
         return []
     previous = ticket.requester

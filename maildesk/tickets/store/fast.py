@@ -60,3 +60,30 @@ class Statements:
             cached = self._sql[key] = (sql, tuple(rendered[len(params) :]))
         sql, tail = cached
         return list(self.database.execute_sql(sql, [*params, *tail]).fetchall())
+
+    def execute(self, name: str, build: Callable[[], Any], params: Sequence[Any]) -> int:
+        """Run an UPDATE or DELETE rendered once by `build()`; returns the rows changed."""
+        key = ("execute", name)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql, _ = build().sql()
+            self._sql[key] = sql
+        return int(self.database.execute_sql(sql, list(params)).rowcount)
+
+    def get(
+        self,
+        model: type[Model],
+        name: str,
+        build: Callable[[int], Any],
+        params: Sequence[Any],
+        arity: int = 0,
+    ) -> list[Any]:
+        """Model instances from a SELECT of all the model's columns, rendered once."""
+        fields = model._meta.sorted_fields
+        rows = self.query(name, build, params, arity)
+        instances = []
+        for row in rows:
+            instance = model(**{f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)})
+            instance._dirty.clear()  # as loaded: a later save() writes only what changes
+            instances.append(instance)
+        return instances
