@@ -72,6 +72,9 @@ class Desk:
             spooled = self.spool.accept_many(batch, now)
             summary.received += len(batch)
             summary.duplicates += sum(1 for s in spooled if s.duplicate)
+            if summary.received == SPOOL_BATCH:
+                # a big import: start the parser processes while the rest is spooled
+                self.worker.parser.warm()
         tally = Tally()
 
         def count(outcome: Outcome) -> None:

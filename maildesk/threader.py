@@ -79,7 +79,7 @@ def decide(mail: ParsedMail, config: Config, now: datetime, sql: Statements) -> 
         if ticket is None:
             continue
         ticket = _live(ticket)
-        if _may_use(ticket, sender, config):
+        if _may_use(ticket, sender, config, sql):
             return _reopen_or_follow(ticket, "tag", config, when)
         refused = refused or number
 
@@ -125,8 +125,32 @@ def _by_headers(mail: ParsedMail, sql: Statements) -> tuple[list[Ticket], str]:
         return [], ""
     how = next(iter(found.values()))
     # the oldest ticket is the one the conversation keeps
-    tickets = sorted(Ticket.select().where(Ticket.id.in_(list(found))), key=lambda t: t.number)
+    ids = list(found)
+    tickets = sorted(
+        sql.get(Ticket, "tickets-by-id", _tickets_by_id, ids, arity=len(ids)), key=lambda t: t.number
+    )
     return tickets, how
+
+
+def _tickets_by_id(arity: int) -> Any:
+    return Ticket.select().where(Ticket.id.in_([0] * arity))
+
+
+def _requester_email(_: int) -> Any:
+    return Contact.select(Contact.email).where(Contact.id == 0)
+
+
+def _is_participant(_: int) -> Any:
+    return (
+        TicketParticipant.select(TicketParticipant.id)
+        .join(Contact)
+        .where((TicketParticipant.ticket == 0) & (Contact.email == ""))
+        .limit(1)
+    )
+
+
+def _latest_message(_: int) -> Any:
+    return Message.select(fn.MAX(fn.COALESCE(Message.date, Message.arrived_at))).where(Message.ticket == 0)
 
 
 def _live(ticket: Ticket) -> Ticket:
@@ -149,26 +173,23 @@ def _reopen_or_follow(
     return ThreadDecision(None, "new", follow_up_of=ticket.id)
 
 
-def _may_use(ticket: Ticket, sender: str, config: Config) -> bool:
+def _may_use(ticket: Ticket, sender: str, config: Config, sql: Statements) -> bool:
     """May this sender add to the ticket by tag or subject? Requester, participant, agent, colleague."""
     if not sender:
         return False
     if config.agent(sender) is not None:
         return True
-    requester = ticket.requester
-    if requester is not None and requester.email == sender:
-        return True
-    is_participant = (
-        TicketParticipant.select()
-        .join(Contact)
-        .where((TicketParticipant.ticket == ticket.id) & (Contact.email == sender))
-        .exists()
+    rows = (
+        sql.query("requester-email", _requester_email, [ticket.requester_id]) if ticket.requester_id else []
     )
-    if is_participant:
+    requester = rows[0][0] if rows else None
+    if requester == sender:
+        return True
+    if sql.query("is-participant", _is_participant, [ticket.id, sender]):
         return True
     if config.threading.same_organization and requester is not None:
         org = config.organization_for(sender)
-        return org is not None and org is config.organization_for(requester.email)
+        return org is not None and org is config.organization_for(requester)
     return False
 
 
@@ -189,14 +210,10 @@ def _by_subject(key: str, sender: str, config: Config, when: datetime, sql: Stat
         if status not in CLOSED_STATES
     ]
     for ticket_id in candidates:
-        ticket = Ticket.get_by_id(ticket_id)
-        if not _may_use(ticket, sender, config):
+        (ticket,) = sql.get(Ticket, "tickets-by-id", _tickets_by_id, [ticket_id], arity=1)
+        if not _may_use(ticket, sender, config, sql):
             continue
-        latest = (
-            Message.select(fn.MAX(fn.COALESCE(Message.date, Message.arrived_at)))
-            .where(Message.ticket == ticket.id)
-            .scalar()
-        )
+        ((latest,),) = sql.query("latest-message", _latest_message, [ticket.id])
         latest = naive_utc(latest) if latest else ticket.updated_at
         if abs(when - latest) <= window:
             return ticket

@@ -42,6 +42,11 @@ def parse_safely(raw: bytes, limits: LimitsConfig, now: datetime) -> Result:
         return ParseError(f"parser failed: {type(exc).__name__}: {exc}")
 
 
+def _ready() -> bool:
+    # importing this module in the child is the start-up worth doing early
+    return True
+
+
 class ParsePool:
     def __init__(self, limits: LimitsConfig, processes: int | None = None, timeout: float = 120.0) -> None:
         self.limits = limits
@@ -83,6 +88,13 @@ class ParsePool:
         if broken:
             self.close(kill=True)
         return results
+
+    def warm(self) -> None:
+        """Start the parser processes now, so their start-up overlaps other work (spooling)."""
+        if self.processes > 1:
+            executor = self._pool()
+            for _ in range(self.processes):
+                executor.submit(_ready)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

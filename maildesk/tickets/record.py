@@ -167,6 +167,10 @@ def _earliest_customer_message(_: int) -> Any:
     )
 
 
+def _contact_email(_: int) -> Any:
+    return Contact.select(Contact.email).where(Contact.id == 0)
+
+
 def _ref(ticket: Ticket, config: Config) -> str:
     return f"{config.desk.ticket_prefix}-{ticket.number}"
 
@@ -216,8 +220,11 @@ def _settle_requester(
     earliest_from, earliest_at = rows[0]
     if sender is not None and sender.id == ticket.requester_id:
         requester_email = sender.email
+    elif ticket.requester_id:
+        found = sql.query("contact-email", _contact_email, [ticket.requester_id])
+        requester_email = found[0][0] if found else None
     else:
-        requester_email = ticket.requester.email if ticket.requester_id else None
+        requester_email = None
     author: Contact | None = None
     if sender is not None and mail.date is not None and naive_utc(mail.date) < naive_utc(earliest_at):
         author = sender
