@@ -7,7 +7,8 @@ with the default SQLite on disk: spool with fsync, parse, strip quotes, thread, 
 The floor parses the same files with Python's stdlib `email` and writes one SQLite row
 each in one transaction. The rounds alternate so machine noise hits both alike; the best
 round of each is compared. django-helpdesk's figure on this machine kind comes from
-../shared/corpora/PEERS.md (measured there on easy_ham, not re-run here).
+../shared/corpora/PEERS.md (measured there on easy_ham, not re-run here), so that
+comparison is made on easy_ham alone; the floor ratio is on the whole ham+spam corpus.
 """
 
 from __future__ import annotations
@@ -63,36 +64,44 @@ def maildesk(corpus: Path, folder: Path) -> tuple[float, dict]:
     return time.perf_counter() - started, json.loads(result.stdout)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--corpus", type=Path, default=CORPUS)
-    args = parser.parse_args()
-    files = sorted(p for p in args.corpus.rglob("*") if p.is_file())
-    print(f"corpus: {args.corpus} ({len(files)} files), {os.cpu_count()} cores")
+def measure(corpus: Path, rounds: int) -> tuple[int, float, float, dict]:
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    print(f"corpus: {corpus} ({len(files)} files), {os.cpu_count()} cores")
     best_floor = best_md = float("inf")
     summary: dict = {}
-    for round_ in range(1, args.rounds + 1):
+    for round_ in range(1, rounds + 1):
         with tempfile.TemporaryDirectory() as tmp:
             f = floor(files, Path(tmp))
         with tempfile.TemporaryDirectory() as tmp:
-            m, summary = maildesk(args.corpus, Path(tmp))
+            m, summary = maildesk(corpus, Path(tmp))
         best_floor, best_md = min(best_floor, f), min(best_md, m)
         processed = summary["new_tickets"] + summary["replies"]
         if processed != len(files):
             raise SystemExit(f"maildesk stored only {processed} of {len(files)} messages: {summary}")
         print(
-            f"round {round_}: floor {f:.2f}s ({len(files) / f:.0f} msg/s), "
+            f"  round {round_}: floor {f:.2f}s ({len(files) / f:.0f} msg/s), "
             f"maildesk {m:.2f}s ({len(files) / m:.0f} msg/s)"
         )
-    rate = len(files) / best_md
-    print(f"maildesk summary: {json.dumps(summary)}")
-    print(f"best floor:    {best_floor:.2f}s  {len(files) / best_floor:7.0f} msg/s")
-    print(f"best maildesk: {best_md:.2f}s  {rate:7.0f} msg/s")
-    print(f"maildesk / floor time: {best_md / best_floor:.2f}x (goal: at most 4x)")
+    print(f"  maildesk summary: {json.dumps(summary)}")
+    print(f"  best floor:    {best_floor:.2f}s  {len(files) / best_floor:7.0f} msg/s")
+    print(f"  best maildesk: {best_md:.2f}s  {len(files) / best_md:7.0f} msg/s")
+    return len(files), best_floor, best_md, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--corpus", type=Path, default=CORPUS)
+    args = parser.parse_args()
+    _, best_floor, best_md, _ = measure(args.corpus, args.rounds)
+    print(f"maildesk / floor time on {args.corpus.name}: {best_md / best_floor:.2f}x (goal: at most 4x)")
+    # django-helpdesk's figure was taken on easy_ham alone, so the comparison uses the same files
+    ham = CORPUS / "easy_ham"
+    count, _, ham_md, _ = measure(ham, args.rounds)
+    rate = count / ham_md
     print(
-        f"maildesk / django-helpdesk throughput: {rate / DJANGO_HELPDESK_MSG_PER_S:.1f}x "
-        f"(goal: at least 10x, i.e. {10 * DJANGO_HELPDESK_MSG_PER_S:.0f} msg/s)"
+        f"maildesk / django-helpdesk throughput on easy_ham: {rate / DJANGO_HELPDESK_MSG_PER_S:.1f}x "
+        f"({rate:.0f} vs {DJANGO_HELPDESK_MSG_PER_S:.0f} msg/s; goal: at least 10x)"
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from itertools import islice
@@ -67,14 +67,6 @@ class Desk:
         """
         started = time.perf_counter()
         summary = IngestSummary()
-        iterator = iter(sources)
-        while batch := list(islice(iterator, SPOOL_BATCH)):
-            spooled = self.spool.accept_many(batch, now)
-            summary.received += len(batch)
-            summary.duplicates += sum(1 for s in spooled if s.duplicate)
-            if summary.received == SPOOL_BATCH:
-                # a big import: start the parser processes while the rest is spooled
-                self.worker.parser.warm()
         tally = Tally()
 
         def count(outcome: Outcome) -> None:
@@ -82,7 +74,25 @@ class Desk:
             if progress:
                 progress(1)
 
-        self.worker.process_pending(now, on_outcome=count)
+        self.worker.process_pending(now, on_outcome=count)  # what a crashed run left spooled
+        iterator = iter(sources)
+
+        def spooled() -> Iterator[list[tuple[InboundMail, bytes]]]:
+            # each batch is durably spooled before it is handed on, and parsed while the
+            # next one is read and spooled
+            while batch := list(islice(iterator, SPOOL_BATCH)):
+                results = self.spool.accept_many(batch, now)
+                summary.received += len(batch)
+                summary.duplicates += sum(1 for s in results if s.duplicate)
+                if summary.received == SPOOL_BATCH:
+                    self.worker.parser.warm()  # a big import: start the parser processes now
+                yield [
+                    (InboundMail(id=s.id, sha256=s.sha256, source=item.source), item.raw)
+                    for item, s in zip(batch, results, strict=True)
+                    if not s.duplicate
+                ]
+
+        self.worker.process_batches(spooled(), now, count)
         for key in ("new_tickets", "replies", "spam", "auto_replies", "bounces", "quarantined"):
             setattr(summary, key, getattr(tally, key))
         summary.duplicates += tally.duplicates

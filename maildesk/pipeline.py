@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from peewee import Database
 
@@ -170,39 +170,43 @@ class Worker:
     ) -> int:
         """Process everything spooled and not yet done (also what a crash left behind).
 
-        The next batch is parsed in the pool while this one is stored, in spool order.
         Returns how many messages were taken; `on_outcome` hears what became of each.
         """
-        taken = 0
+        report = _Reporter(on_outcome)
 
-        def report(outcome: Outcome) -> None:
-            nonlocal taken
-            taken += 1
-            if on_outcome:
-                on_outcome(outcome)
+        def batches() -> Iterator[list[tuple[InboundMail, bytes]]]:
+            after = 0
+            while rows := self.spool.pending(limit=batch_size, after_id=after):
+                after = rows[-1].id
+                raws = self.spool.read_many(rows)
+                for row in rows:
+                    if row.sha256 not in raws:
+                        report(self._park(row, "the spool has lost this message's raw bytes", now))
+                yield [(row, raws[row.sha256]) for row in rows if row.sha256 in raws]
 
-        def load(after: int) -> tuple[int, list[tuple[InboundMail, bytes]]]:
-            rows = self.spool.pending(limit=batch_size, after_id=after)
-            raws = self.spool.read_many(rows)
-            loaded = []
-            for row in rows:
-                if row.sha256 in raws:
-                    loaded.append((row, raws[row.sha256]))
-                else:
-                    report(self._park(row, "the spool has lost this message's raw bytes", now))
-            return (rows[-1].id if rows else -1), loaded
+        self.process_batches(batches(), now, report)
+        return report.count
 
-        last, batch = load(0)
-        waiting = self.parser.submit([raw for _, raw in batch], now)
-        while last >= 0:
-            last, upcoming = load(last)
-            upcoming_results = self.parser.submit([raw for _, raw in upcoming], now)
-            parsed = waiting()
-            with self.database.atomic():
-                for (row, raw), result in zip(batch, parsed, strict=True):
-                    report(self.process_one(row, now, raw=raw, parsed=result))
-            batch, waiting = upcoming, upcoming_results
-        return taken
+    def process_batches(
+        self,
+        batches: Iterable[list[tuple[InboundMail, bytes]]],
+        now: datetime,
+        on_outcome: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        """Process batches of spooled messages in order: each batch is parsed in the pool while
+        the one before it is stored, and each is committed once."""
+        waiting: tuple[list[tuple[InboundMail, bytes]], Callable[[], list[Any]]] | None = None
+        for batch in _with_end(batches):
+            upcoming = (batch, self.parser.submit([raw for _, raw in batch], now)) if batch else None
+            if waiting is not None:
+                stored, results = waiting
+                parsed = results()
+                with self.database.atomic():
+                    for (row, raw), result in zip(stored, parsed, strict=True):
+                        outcome = self.process_one(row, now, raw=raw, parsed=result)
+                        if on_outcome:
+                            on_outcome(outcome)
+            waiting = upcoming
 
     def _park(self, row: InboundMail, reason: str, now: datetime) -> Outcome:
         self.spool.quarantine(row, reason, now)
@@ -275,6 +279,27 @@ class Worker:
             extra=ctx.log_extra,
         )
         return Outcome(row.id, status, ctx.ticket_ref)
+
+
+class _Reporter:
+    """Counts outcomes and passes them on."""
+
+    def __init__(self, listener: Callable[[Outcome], None] | None) -> None:
+        self.listener = listener
+        self.count = 0
+
+    def __call__(self, outcome: Outcome) -> None:
+        self.count += 1
+        if self.listener:
+            self.listener(outcome)
+
+
+def _with_end(
+    batches: Iterable[list[tuple[InboundMail, bytes]]],
+) -> Iterator[list[tuple[InboundMail, bytes]]]:
+    # an empty batch at the end flushes the last one waiting in the pool
+    yield from (batch for batch in batches if batch)
+    yield []
 
 
 class _Quarantine(Exception):

@@ -73,6 +73,7 @@ def _ruled(phrases: str) -> re.Pattern[str]:
     )
 
 
+_LETTER = re.compile(r"[^\W\d_]")
 _REPLY_SEPARATOR = _ruled(_REPLY_PHRASES)
 _FORWARD_SEPARATOR = _ruled(_FORWARD_PHRASES)
 # Apple Mail and others introduce a forward with a sentence instead of a rule.
@@ -295,6 +296,8 @@ def classify_marker(line: str) -> MarkerKind | None:
         any(rule in stripped for rule in _RULES) or (stripped.endswith(_COLON_END) and len(stripped) > 12)
     ):
         return None  # a separator has a rule or is a sentence ending in a colon: skip the regexes
+    if not _LETTER.search(stripped):
+        return None  # a bare rule ("-----", a list footer's "____") names no separator
     if _FORWARD_SEPARATOR.fullmatch(stripped) or _FORWARD_INTRO.fullmatch(stripped):
         return MarkerKind.FORWARD
     if _REPLY_SEPARATOR.fullmatch(stripped):
@@ -656,12 +659,13 @@ def new_text(plain: str | None, html: str | HtmlDocument | None) -> str:
     document = HtmlDocument(html) if isinstance(html, str) and html else html or None
     reply = document.reply() if document is not None else ""
     whole = reply
-    if not strip_quotes(reply).strip():
+    without_quotes = strip_quotes(reply)
+    if not without_quotes.strip():
         # Only a quote, or nothing visible: the whole rendering is paid only in this rare case.
         whole = document.whole if document is not None else ""
         if not whole.strip():
             whole = reply = plain or ""
-    without_quotes = strip_quotes(reply)
+            without_quotes = strip_quotes(reply)
     for candidate in (strip_signature(without_quotes), without_quotes, whole):
         if candidate.strip():
             return candidate.strip()
