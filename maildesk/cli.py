@@ -48,6 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("paths", nargs="+", metavar="PATH")
     ingest.add_argument("--json", action="store_true", help="print a JSON summary")
 
+    serve = commands.add_parser("serve", help="SMTP listener, IMAP readers, workers and clock, until stopped")
+    serve.add_argument(
+        "--role",
+        choices=("all", "intake", "worker", "clock"),
+        default="all",
+        help="run one part only, for several processes sharing PostgreSQL (default: all)",
+    )
+
     tickets = commands.add_parser("tickets", help="list and show tickets")
     tickets_commands = tickets.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
     listing = tickets_commands.add_parser("list", help="the tickets")
@@ -92,8 +100,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     from maildesk.desk import open_desk
 
     config = load_config(args.config)
-    now = _now(args.now or os.environ.get("MAILDESK_NOW"))
+    now_text = args.now or os.environ.get("MAILDESK_NOW")
+    now = _now(now_text)
     url = args.db or os.environ.get("MAILDESK_DB") or config.database_url
+    if args.command == "serve":
+        import logging
+
+        from maildesk.serve import serve
+
+        logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
+        return serve(config, url, args.role, now if now_text else None)
     desk = open_desk(config, url)
     try:
         if args.command == "ingest":

@@ -29,3 +29,5 @@ def setup_logging(verbosity: int = 0, default: int = logging.WARNING) -> None:
     # mail-parser warns about every odd MIME part; our defects list records them once
     logging.getLogger("mailparser").setLevel(logging.ERROR)
     logging.getLogger("peewee").setLevel(logging.WARNING)
+    # aiosmtpd logs every connection at INFO; our own lines say what matters per message
+    logging.getLogger("mail.log").setLevel(logging.WARNING)

@@ -22,6 +22,19 @@ SQLITE_PRAGMAS = {
 }
 
 
+class _SqliteDatabase(SqliteDatabase):
+    """SQLite whose transactions take the write lock when they begin.
+
+    In WAL mode a transaction that reads and then writes fails at once with "database is
+    locked" if another connection wrote in between (its snapshot is stale), whatever the
+    busy timeout. Every maildesk transaction writes, so each starts with BEGIN IMMEDIATE and
+    waits its turn instead (the SMTP intake and the worker write from different threads).
+    """
+
+    def begin(self, lock_type: str | None = None) -> None:
+        super().begin(lock_type or "IMMEDIATE")
+
+
 def make_database(url: str) -> Database:
     """A peewee Database for `sqlite:///path` or `postgresql://user:pass@host:port/db`."""
     parsed = urlparse(url)
@@ -34,7 +47,7 @@ def make_database(url: str) -> Database:
             parent = Path(path).parent
             if not parent.exists():
                 raise DatabaseError(f"database folder {parent} does not exist")
-        return SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        return _SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     if parsed.scheme in ("postgresql", "postgres"):
         try:
             import psycopg2  # noqa: F401

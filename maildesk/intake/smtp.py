@@ -1,0 +1,114 @@
+"""SMTP (and LMTP) intake: an aiosmtpd handler that spools, then answers 250.
+
+Only the desk's own addresses (and their plus forms, `support+anything@`) are accepted at
+RCPT; every other recipient gets 550, so maildesk can never be used as a relay. The message
+is written to the spool (in a worker thread, so the event loop keeps serving other
+sessions) and committed durably before the 250 goes out, as Mailman's LMTP runner does:
+an acknowledged message is never lost, and one that was not acknowledged is resent by the
+client and deduplicated by the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+from datetime import datetime
+from email.utils import format_datetime
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from maildesk.config import Config
+from maildesk.errors import SpoolError
+from maildesk.spool import Incoming, Spool
+
+log = logging.getLogger(__name__)
+
+
+class SpoolHandler:
+    """aiosmtpd handler: RCPT limited to the desk's addresses, DATA spooled before 250."""
+
+    def __init__(
+        self,
+        config: Config,
+        spool: Spool,
+        now: Callable[[], datetime],
+        on_spooled: Callable[[int], None] = lambda n: None,
+        lmtp: bool = False,
+    ) -> None:
+        self.config = config
+        self.spool = spool
+        self.now = now
+        self.on_spooled = on_spooled
+        self.lmtp = lmtp
+        self.active = 0  # DATA transactions in hand, so shutdown can wait for them
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if not self.config.is_desk_address(address):
+            log.info("refused RCPT %s from %s: not a desk address", address, session.peer)
+            return f"550 5.7.1 <{address}>: relaying denied, not a mailbox of this help desk"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        limit = self.config.smtp.max_size
+        recipients = len(envelope.rcpt_tos) if self.lmtp else 1
+        if len(raw) > limit:
+            return self._each(
+                f"552 5.3.4 message is {len(raw)} bytes, over the {limit} byte limit", recipients
+            )
+        trace = self._trace(session, envelope)
+        ref = (
+            f"{session.peer[0] if session.peer else '?'}:{envelope.mail_from}->{','.join(envelope.rcpt_tos)}"
+        )
+        self.active += 1
+        try:
+            spooled = await asyncio.to_thread(
+                self.spool.accept, Incoming(trace + raw, "smtp", ref), self.now()
+            )
+        except SpoolError as exc:
+            log.error("could not spool mail from %s: %s", session.peer, exc)
+            return self._each("451 4.3.0 cannot store the message now, try again later", recipients)
+        finally:
+            self.active -= 1
+        if not spooled.duplicate:
+            self.on_spooled(1)
+        return self._each(f"250 2.0.0 OK queued as {spooled.id}", recipients)
+
+    @staticmethod
+    def _each(status: str, recipients: int) -> str:
+        # LMTP answers DATA once per recipient (RFC 2033 4.2)
+        return "\r\n".join([status] * max(recipients, 1))
+
+    def _trace(self, session: Session, envelope: Envelope) -> bytes:
+        """Return-Path and Received, as RFC 5321 4.4 asks of the server that takes delivery."""
+        peer = session.peer[0] if session.peer else "unknown"
+        helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")[:200]
+        mail_from = (envelope.mail_from or "").replace("\r", "").replace("\n", "")[:300]
+        protocol = "LMTP" if self.lmtp else ("ESMTPS" if session.ssl else "ESMTP")
+        received = (
+            f"Received: from {helo} ([{peer}])\r\n\tby maildesk with {protocol};\r\n"
+            f"\t{format_datetime(self.now())}\r\n"
+        )
+        return f"Return-Path: <{mail_from}>\r\n{received}".encode("utf-8", "replace")
+
+
+def make_server(handler: SpoolHandler, config: Config, tls_context: ssl.SSLContext | None = None) -> Any:
+    """A protocol factory for loop.create_server: SMTP with SIZE, 8BITMIME, SMTPUTF8 (or LMTP)."""
+    protocol = LMTP if config.smtp.lmtp else SMTP
+    options: dict[str, Any] = {
+        "data_size_limit": config.smtp.max_size,
+        "enable_SMTPUTF8": True,
+        "hostname": "maildesk",
+        "ident": "maildesk ESMTP",
+        "timeout": 300,
+    }
+    if tls_context is not None:
+        options["tls_context"] = tls_context
+    return lambda: protocol(handler, **options)

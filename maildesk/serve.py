@@ -1,0 +1,174 @@
+"""`maildesk serve`: one asyncio process running intake, workers and the clock until stopped.
+
+Roles (DESIGN.md "Scale"): `intake` runs the SMTP listener and the IMAP readers and only
+writes the spool; `worker` runs spooled mail through the pipeline; `clock` runs the outbox
+sender and the SLA clock (hooks until their issues land); `all` runs everything in one
+process, the embedded default. SIGTERM or SIGINT stops accepting, lets the messages in hand
+finish, processes what was spooled, and exits with 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from maildesk.config import Config
+from maildesk.desk import Desk, open_desk
+from maildesk.errors import UserError
+from maildesk.intake.smtp import SpoolHandler, make_server
+from maildesk.pipeline import Outcome
+
+log = logging.getLogger(__name__)
+
+ROLES = ("all", "intake", "worker", "clock")
+WORKER_BATCH = 50  # small batches keep the SQLite write lock short for the SMTP intake
+IDLE_WAKE = 5.0  # seconds: the worker also looks for spooled mail this often (other hosts spool too)
+SUMMARY_EVERY = 60.0
+
+
+def make_clock(start: datetime | None) -> Callable[[], datetime]:
+    """The real clock, or one that starts at --now and runs on in real time."""
+    if start is None:
+        from maildesk.desk import utcnow
+
+        return utcnow
+    began = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - began)
+
+
+@dataclass
+class Counters:
+    spooled: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes[outcome.status] = self.outcomes.get(outcome.status, 0) + 1
+
+
+class Server:
+    def __init__(
+        self,
+        config: Config,
+        database_url: str | None,
+        role: str = "all",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        if role not in ROLES:
+            raise UserError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        self.config = config
+        self.database_url = database_url
+        self.role = role
+        self.clock = clock or make_clock(None)
+        self.counters = Counters()
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._threads_stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def wake(self, count: int = 1) -> None:
+        """Tell the worker that mail was spooled; safe to call from any thread."""
+        self.counters.spooled += count
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._wake.set)
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._loop.add_signal_handler(sig, self.stop)
+        desk = open_desk(self.config, self.database_url)
+        tasks: list[asyncio.Task[None]] = []  # stopped by cancelling
+        finishing: list[asyncio.Task[None]] = []  # stopped by the stop events, then awaited
+        smtp_server = None
+        handler = None
+        try:
+            if self.role in ("all", "intake"):
+                handler = SpoolHandler(
+                    self.config, desk.spool, self.clock, on_spooled=self.wake, lmtp=self.config.smtp.lmtp
+                )
+                host, _, port = self.config.smtp.listen.rpartition(":")
+                try:
+                    smtp_server = await self._loop.create_server(
+                        make_server(handler, self.config), host.strip("[]"), int(port)
+                    )
+                except OSError as exc:
+                    raise UserError(f"cannot listen on {self.config.smtp.listen}: {exc.strerror}") from None
+                log.info(
+                    "listening for %s on %s",
+                    "LMTP" if self.config.smtp.lmtp else "SMTP",
+                    self.config.smtp.listen,
+                )
+                finishing += [asyncio.create_task(self._imap(desk, i)) for i in range(len(self.config.imap))]
+            if self.role in ("all", "worker"):
+                finishing.append(asyncio.create_task(self._worker(desk)))
+            if self.role in ("all", "clock"):
+                tasks.append(asyncio.create_task(self._clock()))
+            tasks.append(asyncio.create_task(self._summary()))
+            print(f"maildesk serve ({self.role}) ready", flush=True)
+            await self._stop.wait()
+            log.info("stopping: no new connections, finishing the messages in hand")
+            if smtp_server is not None:
+                smtp_server.close()
+                deadline = time.monotonic() + 30
+                while handler is not None and handler.active and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+            self._threads_stop.set()
+            self._wake.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, *finishing, return_exceptions=True)
+            if self.role in ("all", "worker"):
+                # what was spooled before the stop is processed before exit
+                await asyncio.to_thread(self._process, desk)
+        finally:
+            desk.close()
+            log.info("stopped")
+
+    def _process(self, desk: Desk) -> int:
+        return desk.worker.process_pending(
+            self.clock(), batch_size=WORKER_BATCH, on_outcome=self.counters.add
+        )
+
+    async def _worker(self, desk: Desk) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_WAKE)
+            self._wake.clear()
+            try:
+                await asyncio.to_thread(self._process, desk)
+            except Exception:  # a database hiccup must not end the worker; the spool keeps the mail
+                log.exception("worker pass failed; retrying")
+                await asyncio.sleep(1)
+
+    async def _imap(self, desk: Desk, index: int) -> None:
+        from maildesk.intake.imap import ImapIntake
+
+        account = self.config.imap[index]
+        name = f"{account.username}@{account.host}:{account.port}"
+        intake = ImapIntake(account, name, desk.spool, desk.database, self.clock, on_spooled=self.wake)
+        await asyncio.to_thread(intake.run, self._threads_stop)
+
+    async def _clock(self) -> None:
+        # the outbox sender and the SLA clock land with their issues; the clock ticks already
+        while not self._stop.is_set():
+            await asyncio.sleep(60)
+
+    async def _summary(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.sleep(SUMMARY_EVERY)
+            log.info("summary: %d spooled, outcomes %s", self.counters.spooled, self.counters.outcomes)
+
+
+def serve(config: Config, database_url: str | None, role: str, start: datetime | None) -> int:
+    server = Server(config, database_url, role, make_clock(start))
+    asyncio.run(server.run())
+    return 0
