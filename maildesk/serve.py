@@ -86,6 +86,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stop)
         desk = open_desk(self.config, self.database_url)
+        # parsing holds the GIL; in the pool it cannot starve the SMTP sessions' event loop
+        desk.worker.parser.min_parallel = 1
         tasks: list[asyncio.Task[None]] = []  # stopped by cancelling
         finishing: list[asyncio.Task[None]] = []  # stopped by the stop events, then awaited
         smtp_server = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -40,7 +40,6 @@ _ANGLE = re.compile(r"<([^<>\s]{1,990})>")
 # only this much of a header block is searched for the Message-ID: a 10,000-header
 # message must not make the spool slow
 _HEADER_SCAN = 256 * 1024
-_INSERT_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -86,6 +85,16 @@ def dedupe_key(raw: bytes, sha256: str) -> str:
     body = body.replace(b"\r\n", b"\n").rstrip()
     digest = hashlib.sha256(message_id.encode("utf-8", "replace") + b"\0" + body)
     return digest.hexdigest()
+
+
+def _by_sha(arity: int) -> Any:
+    return InboundMail.select(InboundMail.sha256, InboundMail.id).where(InboundMail.sha256.in_([""] * arity))
+
+
+def _by_key(arity: int) -> Any:
+    return InboundMail.select(InboundMail.dedupe_key, InboundMail.id).where(
+        InboundMail.dedupe_key.in_([""] * arity)
+    )
 
 
 def _mark_processed() -> Any:
@@ -149,11 +158,13 @@ class Spool:
                             "state": RECEIVED,
                         }
                     )
-                for start in range(0, len(rows), _INSERT_CHUNK):
-                    RawMail.insert_many(blobs[start : start + _INSERT_CHUNK]).execute()
-                    InboundMail.insert_many(rows[start : start + _INSERT_CHUNK]).execute()
-                known.update(self._known(list(stored.values())))
-                twins.update(self._by_dedupe_key(list(stored)))
+                new_ids: dict[str, int] = {}
+                for blob, row in zip(blobs, rows, strict=True):
+                    # one cached statement per row: rendering a multi-row INSERT costs more
+                    self.sql.insert(RawMail, blob)
+                    new_ids[row["sha256"]] = self.sql.insert(InboundMail, row)
+                known.update(new_ids)
+                twins.update({key: new_ids[sha] for key, sha in stored.items()})
         except DatabaseError as exc:
             raise SpoolError(f"cannot store {len(items)} message(s) in the spool: {exc}") from exc
         inserted = set(stored.values())
@@ -165,23 +176,16 @@ class Spool:
         return results
 
     def _known(self, shas: list[str]) -> dict[str, int]:
-        found: dict[str, int] = {}
-        for start in range(0, len(shas), 500):
-            chunk = shas[start : start + 500]
-            query = InboundMail.select(InboundMail.sha256, InboundMail.id).where(
-                InboundMail.sha256.in_(chunk)
-            )
-            found.update(dict(query.tuples()))
-        return found
+        return self._lookup("spool-by-sha", _by_sha, shas)
 
     def _by_dedupe_key(self, keys: list[str]) -> dict[str, int]:
+        return self._lookup("spool-by-dedupe-key", _by_key, keys)
+
+    def _lookup(self, name: str, build: Callable[[int], Any], values: list[str]) -> dict[str, int]:
         found: dict[str, int] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            query = InboundMail.select(InboundMail.dedupe_key, InboundMail.id).where(
-                InboundMail.dedupe_key.in_(chunk)
-            )
-            found.update(dict(query.tuples()))
+        for start in range(0, len(values), 100):
+            chunk = values[start : start + 100]
+            found.update(dict(self.sql.query(name, build, chunk, arity=len(chunk))))
         return found
 
     # ------------------------------------------------------------------ state changes

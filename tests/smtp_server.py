@@ -22,8 +22,11 @@ def free_port() -> int:
 class ServeProcess:
     """Start, kill and restart `maildesk serve` with its own config, database and storage."""
 
-    def __init__(self, root: Path, extra_config: str = "", port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, extra_config: str = "", port: int | None = None, role: str = "all"
+    ) -> None:
         self.root = root
+        self.role = role
         self.port = port or free_port()
         self.db = root / "maildesk.db"
         self.config = root / "maildesk.toml"

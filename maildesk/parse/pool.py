@@ -52,6 +52,8 @@ class ParsePool:
         self.limits = limits
         self.processes = processes if processes is not None else (os.cpu_count() or 1)
         self.timeout = timeout
+        # below this many messages a batch is parsed in the calling process (see MIN_PARALLEL)
+        self.min_parallel = MIN_PARALLEL
         self._executor: ProcessPoolExecutor | None = None
 
     def parse_all(self, raws: list[bytes], now: datetime) -> list[Result]:
@@ -62,7 +64,7 @@ class ParsePool:
 
         The caller stores the previous batch meanwhile, so parsing and database work overlap.
         """
-        if self.processes <= 1 or len(raws) < MIN_PARALLEL:
+        if self.processes <= 1 or len(raws) < self.min_parallel:
             return lambda: [parse_safely(raw, self.limits, now) for raw in raws]
         executor = self._pool()
         futures: list[Future[Result]] = [executor.submit(parse_safely, raw, self.limits, now) for raw in raws]
