@@ -44,6 +44,9 @@ class Statements:
                 raise AssertionError(f"insert of {model.__name__}: {len(rendered)} != {len(params)}")
             self._sql[key] = sql
         cursor = self.database.execute_sql(sql, params)
+        primary_key = model._meta.primary_key
+        if primary_key.name in values:  # a natural key (RawMail's sha256): the caller has it
+            return values[primary_key.name]  # type: ignore[no-any-return]
         if self.database.returning_clause:
             return int(cursor.fetchone()[0])
         return int(cursor.lastrowid)
