@@ -76,6 +76,9 @@ class SmtpConfig:
     listen: str = "127.0.0.1:2525"
     max_size: int = 25_000_000
     lmtp: bool = False
+    tls_cert: str = ""  # PEM certificate (chain) for STARTTLS; empty: no STARTTLS
+    tls_key: str = ""
+    require_tls: bool = False  # refuse MAIL before STARTTLS
 
 
 @dataclass(frozen=True)
@@ -347,7 +350,20 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         listen=sm.get("listen", SmtpConfig.listen, _listen),
         max_size=sm.size("max_size", SmtpConfig.max_size),
         lmtp=sm.get("lmtp", False),
+        tls_cert=sm.get("tls_cert", ""),
+        tls_key=sm.get("tls_key", ""),
+        require_tls=sm.get("require_tls", False),
     )
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(smtp, key)
+        if value and not Path(value).is_file():
+            raise ConfigError(f"smtp.{key}", f"{value} is not a readable file")
+    if bool(smtp.tls_cert) != bool(smtp.tls_key):
+        raise ConfigError(
+            "smtp.tls_key" if smtp.tls_cert else "smtp.tls_cert", "STARTTLS needs both tls_cert and tls_key"
+        )
+    if smtp.require_tls and not smtp.tls_cert:
+        raise ConfigError("smtp.require_tls", "needs tls_cert and tls_key")
     sm.finish()
 
     o = _Section("outbound", top.get("outbound", {}, dict))

@@ -71,6 +71,8 @@ def test_shipped_config_matches_the_design_keys() -> None:
         ('[outbound]\nrelay = "ftp://x"', "outbound.relay"),
         ("[threading]\nreopen_window = 5", "threading.reopen_window"),
         ('[limits]\nparts = "many"', "limits.parts"),
+        ('[smtp]\ntls_cert = "/nonexistent/cert.pem"\ntls_key = "/nonexistent/key.pem"', "smtp.tls_cert"),
+        ("[smtp]\nrequire_tls = true", "smtp.require_tls"),
     ],
 )
 def test_bad_values_name_the_key(toml: str, key: str) -> None:

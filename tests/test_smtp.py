@@ -212,3 +212,53 @@ def test_sigkill_twice_during_a_load_loses_and_duplicates_nothing(tmp_path: Path
     message_ids = [mid for mid, _ in rows]
     assert len(message_ids) == len(set(message_ids)), "no message is on a ticket twice"
     assert set(message_ids) == set(ids), "every acknowledged message is on a ticket"
+
+
+def test_starttls_with_a_configured_certificate(tmp_path: Path) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=localhost",
+            "-days",
+            "2",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    process = ServeProcess(
+        tmp_path, extra_config=f'tls_cert = "{cert}"\ntls_key = "{key}"\nrequire_tls = true\n'
+    )
+    process.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", process.port) as client:
+            client.ehlo()
+            assert client.has_extn("starttls")
+            code, _ = client.mail("a@customer.example")
+            assert code == 530, "mail before STARTTLS is refused when TLS is required"
+            client.rset()
+            client.starttls(context=ssl.create_default_context(cafile=str(cert)))
+            assert (
+                client.sendmail(
+                    "a@customer.example", ["support@helpdesk.example"], make_mail(message_id="tls@x")
+                )
+                == {}
+            )
+        assert stored(process.db) == [("tls@x", 1)]
+    finally:
+        assert process.terminate() == 0

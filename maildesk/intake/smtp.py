@@ -144,6 +144,10 @@ def make_server(handler: SpoolHandler, config: Config, tls_context: ssl.SSLConte
         "ident": "maildesk ESMTP",
         "timeout": 300,
     }
+    if tls_context is None and config.smtp.tls_cert:
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(config.smtp.tls_cert, config.smtp.tls_key)
     if tls_context is not None:
         options["tls_context"] = tls_context
+        options["require_starttls"] = config.smtp.require_tls
     return lambda: protocol(handler, **options)
