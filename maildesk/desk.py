@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -27,26 +26,6 @@ log = logging.getLogger(__name__)
 SPOOL_BATCH = 200
 
 
-@dataclass
-class IngestSummary:
-    """`ingest --json`, exactly the keys DESIGN.md promises."""
-
-    received: int = 0
-    new_tickets: int = 0
-    replies: int = 0
-    duplicates: int = 0
-    spam: int = 0
-    auto_replies: int = 0
-    bounces: int = 0
-    quarantined: int = 0
-    seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, float | int]:
-        data = asdict(self)
-        data["seconds"] = round(self.seconds, 3)
-        return data
-
-
 class Desk:
     def __init__(self, config: Config, database: Database) -> None:
         self.config = config
@@ -59,18 +38,17 @@ class Desk:
         sources: Iterable[Incoming],
         now: datetime,
         progress: Callable[[int], None] | None = None,
-    ) -> IngestSummary:
-        """Spool every message durably first, then process the spool.
+    ) -> Tally:
+        """Spool the messages batch by batch, each durably before it is processed.
 
-        Processing takes whatever is spooled and unprocessed, so a run that crashed
-        half-way is finished by the next one, and nothing is processed twice.
+        A run first finishes what an earlier, crashed run left spooled and unprocessed,
+        so nothing is lost, and the spool's deduplication means nothing is processed twice.
         """
         started = time.perf_counter()
-        summary = IngestSummary()
-        tally = Tally()
+        summary = Tally()
 
         def count(outcome: Outcome) -> None:
-            tally.add(outcome)
+            summary.add(outcome)
             if progress:
                 progress(1)
 
@@ -93,9 +71,6 @@ class Desk:
                 ]
 
         self.worker.process_batches(spooled(), now, count)
-        for key in ("new_tickets", "replies", "spam", "auto_replies", "bounces", "quarantined"):
-            setattr(summary, key, getattr(tally, key))
-        summary.duplicates += tally.duplicates
         summary.seconds = time.perf_counter() - started
         return summary
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -110,7 +110,7 @@ class Outcome:
 
 @dataclass
 class Tally:
-    """Counts for `ingest --json`, shaped as DESIGN.md promises."""
+    """What became of a run's messages: `ingest --json`, exactly the keys DESIGN.md promises."""
 
     received: int = 0
     new_tickets: int = 0
@@ -120,6 +120,12 @@ class Tally:
     auto_replies: int = 0
     bounces: int = 0
     quarantined: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        data = asdict(self)
+        data["seconds"] = round(self.seconds, 3)
+        return data
 
     def add(self, outcome: Outcome) -> None:
         field_name = {
