@@ -180,3 +180,29 @@ def test_attached_message_is_not_body_text() -> None:
     )
     mail = parse(outer)
     assert "We paid this already." in mail.text and "invoice 42" not in mail.text
+
+
+def test_a_parse_that_times_out_is_parked_and_the_pool_recovers() -> None:
+    import time
+
+    pool = ParsePool(LimitsConfig(), processes=2, timeout=0.5)
+    pool.min_parallel = 1
+    try:
+        first = pool.submit([make_mail(message_id=f"a{i}@x") for i in range(4)], NOW)
+        # a stuck parser process: stop one worker so its task cannot finish in time
+        import os
+        import signal
+
+        pids = list(pool._pool()._processes)  # type: ignore[union-attr]
+        os.kill(pids[0], signal.SIGSTOP)
+        blocked = pool.submit([make_mail(message_id=f"b{i}@x") for i in range(6)], NOW)
+        started = time.monotonic()
+        results = first() + blocked()
+        assert time.monotonic() - started < 30
+        assert all(isinstance(r, ParsedMail | ParseError) for r in results)
+        assert sum(isinstance(r, ParsedMail) for r in results) >= 8, "only what was stuck is given up"
+        # a new pool serves the next batch
+        again = pool.parse_all([make_mail(message_id=f"c{i}@x") for i in range(4)], NOW)
+        assert all(isinstance(r, ParsedMail) for r in again)
+    finally:
+        pool.close(kill=True)

@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime
@@ -82,8 +82,9 @@ class ParsePool:
             except FutureTimeout:
                 results.append(ParseError(f"parsing took longer than {self.timeout:.0f}s"))
                 broken = True
-            except BrokenProcessPool:
-                # a parser process died (killed, out of memory): parse the rest here instead
+            except (BrokenProcessPool, CancelledError):
+                # a parser process died (killed, out of memory), or the pool was replaced after
+                # a time-out while this batch waited in it: parse the rest here instead
                 log.warning("parser pool broke; parsing the rest of the batch in-process")
                 results.append(parse_safely(raw, self.limits, now))
                 broken = True
@@ -103,7 +104,10 @@ class ParsePool:
             # forkserver: the children do not inherit our database connections or threads
             context = multiprocessing.get_context("forkserver")
             self._executor = ProcessPoolExecutor(
-                max_workers=self.processes, mp_context=context, max_tasks_per_child=5000
+                # no max_tasks_per_child: with it, Python 3.11's pool can hang when it
+                # replaces a worker (every message it then waits for times out)
+                max_workers=self.processes,
+                mp_context=context,
             )
         return self._executor
 
@@ -114,4 +118,6 @@ class ParsePool:
         if kill:
             for process in list(getattr(executor, "_processes", {}).values()):
                 process.kill()
-        executor.shutdown(wait=not kill, cancel_futures=True)
+        # after a kill the pool notices its dead workers and the shutdown returns promptly;
+        # not waiting would leave its manager thread for the interpreter to hang on at exit
+        executor.shutdown(wait=True, cancel_futures=True)
