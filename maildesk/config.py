@@ -97,6 +97,9 @@ class ImapAccount:
     password: Secret = Secret("imap.password", "")
     folders: tuple[str, ...] = ("INBOX",)
     processed_folder: str = ""
+    idle: bool = True  # wait with IDLE where the server has it; false: always poll
+    poll_interval: timedelta = timedelta(seconds=60)
+    ca_file: str = ""  # a private CA or self-signed certificate to trust; empty: the system's
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,17 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
             raise ConfigError(sec.key("tls"), "must be ssl, starttls or none")
         if tls == "none" and host not in ("127.0.0.1", "localhost", "::1"):
             raise ConfigError(sec.key("tls"), "none is allowed only for a loopback host")
+        folders = sec.strings("folders", ("INBOX",))
+        if not folders or not all(folders):
+            raise ConfigError(sec.key("folders"), "must name at least one folder")
+        processed = sec.get("processed_folder", "")
+        if processed in folders:
+            raise ConfigError(sec.key("processed_folder"), "must not be one of the folders read")
+        if not sec.get("username", ""):
+            raise ConfigError(sec.key("username"), "is required")
+        poll_interval = sec.duration("poll_interval", timedelta(seconds=60))
+        if poll_interval < timedelta(seconds=1):
+            raise ConfigError(sec.key("poll_interval"), "must be at least 1s")
         imap.append(
             ImapAccount(
                 host=host,
@@ -392,8 +406,11 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
                 tls=tls,
                 username=sec.get("username", ""),
                 password=sec.secret("password"),
-                folders=sec.strings("folders", ("INBOX",)),
-                processed_folder=sec.get("processed_folder", ""),
+                folders=folders,
+                processed_folder=processed,
+                idle=sec.get("idle", True),
+                poll_interval=poll_interval,
+                ca_file=sec.get("ca_file", ""),
             )
         )
         sec.finish()

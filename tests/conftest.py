@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from maildesk.cli import main
+from tests.dovecot import Dovecot, start_dovecot
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "emails"
@@ -115,6 +116,12 @@ def desk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Desk:
 
 
 # ---------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    """A throwaway Dovecot IMAP server (STARTTLS and IMAPS) on loopback for the session."""
+    yield from start_dovecot(missing)
 
 
 def _free_port() -> int:
