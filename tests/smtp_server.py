@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,8 +24,14 @@ class ServeProcess:
     """Start, kill and restart `maildesk serve` with its own config, database and storage."""
 
     def __init__(
-        self, root: Path, extra_config: str = "", port: int | None = None, role: str = "all"
+        self,
+        root: Path,
+        extra_config: str = "",
+        port: int | None = None,
+        role: str = "all",
+        env: dict[str, str] | None = None,
     ) -> None:
+        self.env = env or {}
         self.root = root
         self.role = role
         self.port = port or free_port()
@@ -39,7 +46,7 @@ class ServeProcess:
         self.log = open(root / "serve.log", "ab")  # noqa: SIM115 - kept open across restarts
 
     def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.env)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -78,3 +85,21 @@ class ServeProcess:
         code = self.proc.wait(timeout=timeout)
         self.log.close()
         return code
+
+
+def stored(db: Path, timeout: float = 20.0, expect: int = 1) -> list[tuple[str, int]]:
+    """(message_id, ticket number) rows once `expect` messages are processed."""
+    deadline = time.monotonic() + timeout
+    rows: list[tuple[str, int]] = []
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db, timeout=5) as conn:
+                rows = conn.execute(
+                    "SELECT m.message_id, t.number FROM message m JOIN ticket t ON t.id = m.ticket_id"
+                ).fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        if len(rows) >= expect:
+            return rows
+        time.sleep(0.1)
+    return rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import statistics
 import threading
 import time
@@ -24,6 +25,7 @@ from maildesk.tickets.store.models import ImapState, InboundMail
 from tests.conftest import Desk
 from tests.dovecot import PASSWORD, Dovecot
 from tests.mail import make_mail
+from tests.smtp_server import ServeProcess, free_port, stored
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
@@ -320,8 +322,6 @@ def test_a_missing_folder_is_named_in_the_error(dovecot: Dovecot, user: str, ope
 
 
 def test_an_unreachable_server_is_a_clear_error(opened: OpenDesk, tmp_path: Path) -> None:
-    from tests.smtp_server import free_port
-
     acct = ImapAccount(host="127.0.0.1", port=free_port(), tls="none", username="x")
     with pytest.raises(ImapError, match="cannot connect"):
         intake_for(opened, acct).sync_once()
@@ -346,3 +346,42 @@ def test_backoff_doubles_up_to_its_ceiling_and_resets() -> None:
     assert backoff.next(at_least=60) == 60
     backoff.reset()
     assert backoff.next() <= 1.0
+
+
+def test_serve_reads_imap_and_survives_sigkill_twice_mid_backfill(
+    dovecot: Dovecot, user: str, mailbox: IMAPClient, tmp_path: Path
+) -> None:
+    ids = [f"b{i}@backfill.example" for i in range(400)]
+    for mid in ids:
+        mailbox.append(
+            "INBOX", make_mail(message_id=mid, subject=f"backfill {mid[:4]}", sender=f"c{mid[1:4]}@x.example")
+        )
+    process = ServeProcess(
+        tmp_path,
+        "[[imap]]\n"
+        f'host = "127.0.0.1"\nport = {dovecot.port}\ntls = "none"\n'
+        f'username = "{user}"\npassword = "env:TEST_IMAP_PASSWORD"\n',
+        env={"TEST_IMAP_PASSWORD": PASSWORD},
+    )
+    process.start()
+    for threshold in (100, 250):
+        assert wait_for(lambda t=threshold: spool_count(process.db) >= t, timeout=120)
+        process.kill()
+        process.start()
+    rows = stored(process.db, timeout=120, expect=len(ids))
+    assert process.terminate() == 0
+    message_ids = [mid for mid, _ in rows]
+    assert len(message_ids) == len(set(message_ids)), "no message is on a ticket twice"
+    assert set(message_ids) == set(ids), "every message in the mailbox is on a ticket"
+    mailbox.select_folder("INBOX", readonly=True)
+    assert mailbox.search("UNSEEN") == [], "everything spooled is flagged \\Seen"
+    log = (tmp_path / "serve.log").read_text()
+    assert "MD-" in log  # the per-message log line names the ticket
+
+
+def spool_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("SELECT count(*) FROM inbound_mail").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0

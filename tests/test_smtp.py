@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.mail import make_mail
-from tests.smtp_server import ServeProcess
+from tests.smtp_server import ServeProcess, stored
 
 
 @pytest.fixture
@@ -23,24 +23,6 @@ def server(tmp_path: Path) -> Iterator[ServeProcess]:
     yield process
     if process.proc is not None and process.proc.poll() is None:
         assert process.terminate() == 0
-
-
-def stored(db: Path, timeout: float = 20.0, expect: int = 1) -> list[tuple[str, int]]:
-    """(message_id, ticket number) rows once `expect` messages are processed."""
-    deadline = time.monotonic() + timeout
-    rows: list[tuple[str, int]] = []
-    while time.monotonic() < deadline:
-        try:
-            with sqlite3.connect(db, timeout=5) as conn:
-                rows = conn.execute(
-                    "SELECT m.message_id, t.number FROM message m JOIN ticket t ON t.id = m.ticket_id"
-                ).fetchall()
-        except sqlite3.OperationalError:
-            rows = []
-        if len(rows) >= expect:
-            return rows
-        time.sleep(0.1)
-    return rows
 
 
 def test_ehlo_advertises_size_8bitmime_and_smtputf8(server: ServeProcess) -> None:
