@@ -157,7 +157,19 @@ class Server:
         account = self.config.imap[index]
         name = f"{account.username}@{account.host}:{account.port}"
         intake = ImapIntake(account, name, desk.spool, desk.database, self.clock, on_spooled=self.wake)
-        await asyncio.to_thread(intake.run, self._threads_stop)
+        # its own thread, not the event loop's default pool: an intake runs for the life of the
+        # process, and a few accounts would otherwise take every slot the worker needs
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def watch() -> None:
+            try:
+                intake.run(self._threads_stop)
+            finally:
+                loop.call_soon_threadsafe(done.set_result, None)
+
+        threading.Thread(target=watch, name=f"imap {name}", daemon=True).start()
+        await done
 
     async def _clock(self) -> None:
         # the outbox sender and the SLA clock land with their issues; the clock ticks already

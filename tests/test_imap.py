@@ -385,3 +385,22 @@ def spool_count(db: Path) -> int:
             return int(conn.execute("SELECT count(*) FROM inbound_mail").fetchone()[0])
     except sqlite3.OperationalError:
         return 0
+
+
+def test_serve_with_many_accounts_still_processes_mail(dovecot: Dovecot, tmp_path: Path) -> None:
+    # more accounts than the event loop's default thread pool has threads (6 on 2 cores)
+    users = [dovecot.new_user() for _ in range(8)]
+    config = ""
+    for i, name in enumerate(users):
+        client = dovecot.client(name)
+        client.append("INBOX", make_mail(message_id=f"acct{i}@x.example", sender=f"c{i}@x.example"))
+        client.logout()
+        config += (
+            f'[[imap]]\nhost = "127.0.0.1"\nport = {dovecot.port}\ntls = "none"\n'
+            f'username = "{name}"\npassword = "{PASSWORD}"\n'
+        )
+    process = ServeProcess(tmp_path, config)
+    process.start()
+    rows = stored(process.db, timeout=60, expect=len(users))
+    assert process.terminate() == 0
+    assert sorted(mid for mid, _ in rows) == sorted(f"acct{i}@x.example" for i in range(8))
