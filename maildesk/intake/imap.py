@@ -189,7 +189,7 @@ class ImapIntake:
         uidnext = int(status.get(b"UIDNEXT", 0))
         state = ImapState.get_or_none(account=self.name, folder=folder)
         rescan = state is None or int(state.uidvalidity) != uidvalidity
-        last_uid = 0 if rescan else int(state.last_uid)
+        last_uid = 0 if rescan or state is None else int(state.last_uid)
         if rescan:
             if state is not None:
                 log.warning(
