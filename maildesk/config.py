@@ -164,6 +164,30 @@ class ThreadingConfig:
 
 
 @dataclass(frozen=True)
+class ScreenConfig:
+    """Spam filtering and loop protection on the way in."""
+
+    spam_model: str = "models/spam"  # a folder with spam.skops; "" turns the model off
+    spam_threshold: float | None = None  # None: the threshold the model was trained with
+    allow: tuple[str, ...] = ()  # addresses or domains ("@example.com") that are never spam
+    deny: tuple[str, ...] = ()  # addresses or domains that always are
+    trust_upstream: bool = True  # believe an upstream filter's X-Spam-Flag / X-Spam-Status
+    # more messages than this from one sender within sender_window is a loop or a flood
+    sender_limit: int = 30
+    sender_window: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class RespondConfig:
+    """What maildesk sends by itself, and the brakes on it."""
+
+    acknowledge: bool = True  # an acknowledgement for every new ticket from a customer
+    # at most auto_reply_limit automatic messages to one address per auto_reply_window (RFC 3834)
+    auto_reply_limit: int = 3
+    auto_reply_window: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Bounds that keep one hostile message from exhausting memory or time."""
 
@@ -190,6 +214,8 @@ class Config:
     vendor: VendorConfig = VendorConfig()
     threading: ThreadingConfig = ThreadingConfig()
     limits: LimitsConfig = LimitsConfig()
+    screen: ScreenConfig = ScreenConfig()
+    respond: RespondConfig = RespondConfig()
     source: Path | None = None
 
     def is_desk_address(self, address: str) -> bool:
@@ -311,6 +337,31 @@ def _prefix(value: Any) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{0,15}", value):
         raise ValueError("must be 1-16 letters or digits, starting with a letter")
     return value.upper()
+
+
+def _probability(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError("must be a number between 0 and 1")
+    return float(value)
+
+
+def _positive(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _entries(value: Any) -> tuple[str, ...]:
+    """Allow/deny entries: full addresses, or domains written "@example.com" or "example.com"."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("must be a list of addresses or domains")
+    entries = []
+    for entry in value:
+        entry = entry.strip().lower()
+        if not entry or " " in entry or entry.count("@") > 1 or entry.endswith("@"):
+            raise ValueError(f"{entry!r} is not an address or a domain")
+        entries.append(entry if "@" in entry else "@" + entry)
+    return tuple(entries)
 
 
 def _array(data: dict[str, Any], name: str) -> list[_Section]:
@@ -505,6 +556,26 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     )
     t.finish()
 
+    sc = _Section("screen", top.get("screen", {}, dict))
+    screen = ScreenConfig(
+        spam_model=sc.get("spam_model", ScreenConfig.spam_model),
+        spam_threshold=sc.get("spam_threshold", None, _probability),
+        allow=sc.get("allow", (), _entries),
+        deny=sc.get("deny", (), _entries),
+        trust_upstream=sc.get("trust_upstream", True),
+        sender_limit=sc.get("sender_limit", ScreenConfig.sender_limit, _positive),
+        sender_window=sc.duration("sender_window", ScreenConfig.sender_window),
+    )
+    sc.finish()
+
+    rs = _Section("respond", top.get("respond", {}, dict))
+    respond = RespondConfig(
+        acknowledge=rs.get("acknowledge", True),
+        auto_reply_limit=rs.get("auto_reply_limit", RespondConfig.auto_reply_limit, _positive),
+        auto_reply_window=rs.duration("auto_reply_window", RespondConfig.auto_reply_window),
+    )
+    rs.finish()
+
     li = _Section("limits", top.get("limits", {}, dict))
     limits = LimitsConfig(
         message=li.size("message", LimitsConfig.message),
@@ -531,6 +602,8 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         vendor=vendor,
         threading=threading,
         limits=limits,
+        screen=screen,
+        respond=respond,
         source=source,
     )
 

@@ -25,6 +25,7 @@ from maildesk.spool import Spool
 
 if TYPE_CHECKING:
     from maildesk.parse.message import ParsedMail
+    from maildesk.screen.bounce import Bounce
     from maildesk.threader import ThreadDecision
     from maildesk.tickets.store.fast import Statements
     from maildesk.tickets.store.models import Contact, InboundMail, Ticket
@@ -44,9 +45,12 @@ class Verdict:
     """What a stage decided, with reasons a person can read."""
 
     action: Action = Action.CONTINUE
-    kind: str = "normal"  # normal, spam, auto-reply, bounce, duplicate, unparseable
+    kind: str = "normal"  # normal, spam, auto-reply, bounce, loop, duplicate, unparseable
     reasons: tuple[str, ...] = ()
     spam_score: float | None = None
+    # False for automatic mail that only makes sense on an existing ticket (an out-of-office
+    # answer, a bounce): when it threads nowhere it is quarantined rather than opening a ticket
+    may_open: bool = True
 
 
 CONTINUE: Final = Verdict()
@@ -72,6 +76,8 @@ class MailContext:
     org_ids: dict[str, int] = field(default_factory=dict)  # organisation ids by name
     contacts: dict[str, Contact] | None = None  # the worker's contact cache
     sql: Statements | None = None  # pre-rendered hot statements
+    bounce: Bounce | None = None  # what the bounce rule read from a delivery report
+    spam_score: float | None = None  # the spam model's probability, when it ran
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -93,9 +99,9 @@ Stage = Callable[[MailContext], Verdict]
 
 def _stages() -> tuple[Stage, ...]:
     # imported here so that `maildesk --help` does not pay for scikit-learn and mail-parser
-    from maildesk import parse, screen, threader, tickets
+    from maildesk import parse, respond, screen, threader, tickets
 
-    return (parse.run, screen.run, threader.run, tickets.record)
+    return (parse.run, screen.run, threader.run, tickets.record, respond.run)
 
 
 @dataclass

@@ -150,7 +150,11 @@ def _is_participant(_: int) -> Any:
 
 
 def _latest_message(_: int) -> Any:
-    return Message.select(fn.MAX(fn.COALESCE(Message.date, Message.arrived_at))).where(Message.ticket == 0)
+    # what people wrote, not maildesk's own acknowledgements: those are dated when they were
+    # made, which for imported mail can be long after the conversation
+    return Message.select(fn.MAX(fn.COALESCE(Message.date, Message.arrived_at))).where(
+        (Message.ticket == 0) & (Message.kind != "system")
+    )
 
 
 def _live(ticket: Ticket) -> Ticket:

@@ -56,6 +56,11 @@ priority = true
 """
 
 
+def inbound(ticket: dict) -> list[dict]:
+    """The messages that came in, without what maildesk sent (acknowledgements, replies)."""
+    return [m for m in ticket["messages"] if m["direction"] == "in"]
+
+
 def missing(why: str) -> None:
     """A missing server skips a laptop run but fails CI: real-server tests must never vanish."""
     if os.environ.get("CI"):

@@ -96,6 +96,7 @@ def stored(db: Path, timeout: float = 20.0, expect: int = 1) -> list[tuple[str, 
             with sqlite3.connect(db, timeout=5) as conn:
                 rows = conn.execute(
                     "SELECT m.message_id, t.number FROM message m JOIN ticket t ON t.id = m.ticket_id"
+                    " WHERE m.direction = 'in'"
                 ).fetchall()
         except sqlite3.OperationalError:
             rows = []

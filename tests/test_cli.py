@@ -82,11 +82,13 @@ def test_json_shapes(desk: Desk, tmp_path: Path) -> None:
     assert len(listing) == 1 and set(listing[0]) >= TICKET_KEYS
     ticket = listing[0]
     assert ticket["ref"] == "MD-1" and ticket["requester"] == "joerg@kunde.example"
-    assert ticket["created_at"] == "2026-11-23T09:00:00Z" and ticket["message_count"] == 1
+    assert ticket["created_at"] == "2026-11-23T09:00:00Z" and ticket["message_count"] == 2
     assert ticket["vendor"] is None
     shown = desk.show("MD-1")
     assert set(shown) >= TICKET_KEYS
-    (message,) = shown["messages"]
+    message, acknowledgement = shown["messages"]
+    assert (acknowledgement["direction"], acknowledgement["kind"]) == ("out", "system")
+    assert acknowledgement["to"] == ["joerg@kunde.example"] and "[MD-1]" in acknowledgement["subject"]
     assert set(message) >= MESSAGE_KEYS
     assert (
         message["direction"] == "in" and message["visibility"] == "public" and message["kind"] == "customer"

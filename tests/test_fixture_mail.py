@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from maildesk.parse.message import parse
-from tests.conftest import FIXTURES, Desk
+from tests.conftest import FIXTURES, Desk, inbound
 
 CLIENTS = sorted((FIXTURES / "clients").glob("*.eml"))
 THREADS = sorted(p for p in (FIXTURES / "threads").iterdir() if p.is_dir())
@@ -71,7 +71,7 @@ def test_conversation(folder: Path, desk: Desk) -> None:
     assert len(tickets) == len(expect["tickets"]), sorted(tickets)
     for want in expect["tickets"]:
         got = tickets[want["ref"]]
-        assert sorted(m["message_id"] for m in got["messages"]) == sorted(ids[n] for n in want["messages"])
+        assert sorted(m["message_id"] for m in inbound(got)) == sorted(ids[n] for n in want["messages"])
         if "requester" in want:
             assert got["requester"] == want["requester"]
         if "participants" in want:

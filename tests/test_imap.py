@@ -22,7 +22,7 @@ from maildesk.desk import Desk as OpenDesk
 from maildesk.desk import open_desk
 from maildesk.intake.imap import Backoff, ImapError, ImapIntake, ImapLoginError, batches
 from maildesk.tickets.store.models import ImapState, InboundMail
-from tests.conftest import Desk
+from tests.conftest import Desk, inbound
 from tests.dovecot import PASSWORD, Dovecot
 from tests.mail import make_mail
 from tests.smtp_server import ServeProcess, free_port, stored
@@ -103,7 +103,7 @@ def test_appended_mail_becomes_threaded_tickets_and_is_flagged_seen(
     assert [(p.fetched, p.spooled, p.rescan) for p in passes] == [(3, 3, True)]
     assert opened.worker.process_pending(NOW) == 3
     tickets = desk.tickets()
-    assert sorted(len(t["messages"]) for t in tickets) == [1, 2]
+    assert sorted(len(inbound(t)) for t in tickets) == [1, 2]
     assert {t["subject"] for t in tickets} == {"VPN drops every hour", "Invoice copy"}
     mailbox.select_folder("INBOX", readonly=True)
     flags = mailbox.get_flags(mailbox.search("ALL"))

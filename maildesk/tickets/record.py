@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,26 +30,37 @@ from maildesk.tickets.store.models import (
     TicketParticipant,
 )
 
+AUTOMATIC = frozenset({"auto-reply", "bounce"})
+
 if TYPE_CHECKING:
     from maildesk.config import Config
     from maildesk.parse.message import AttachmentPart, ParsedMail
     from maildesk.pipeline import MailContext, Verdict
+    from maildesk.screen.bounce import Bounce
     from maildesk.tickets.store.fast import Statements
 
 
 def record(ctx: MailContext) -> Verdict:
-    from maildesk.pipeline import CONTINUE
+    from maildesk.pipeline import CONTINUE, Action, Verdict
 
     mail, decision = ctx.parsed, ctx.thread
     assert mail is not None and decision is not None
+    verdict = ctx.verdict
+    automatic = verdict.kind in AUTOMATIC
+    if automatic and decision.ticket_id is None and not verdict.may_open:
+        # an out-of-office answer or a bounce that belongs to no ticket: kept for a person to see
+        return Verdict(Action.QUARANTINE, verdict.kind, (*verdict.reasons, "not about any ticket we hold"))
+    if automatic and decision.reopen:
+        decision = replace(decision, reopen=False)  # an auto-reply never reopens a resolved ticket
     now = naive_utc(ctx.now)
     config = ctx.config
     events: list[dict[str, object]] = []
     sender = (
         contact_for(mail.sender, config, now, ctx.org_ids, ctx.contacts, ctx.sql) if mail.sender else None
     )
-    is_agent = bool(mail.sender and config.agent(mail.sender.email))
+    is_agent = bool(mail.sender and config.agent(mail.sender.email)) and not automatic
     who = str(mail.sender or "unknown sender")
+    kind = verdict.kind if automatic else "agent" if is_agent else "customer"
 
     if decision.ticket_id is None:
         ticket = _open_ticket(mail, sender, now, ctx.sql)
@@ -82,10 +94,10 @@ def record(ctx: MailContext) -> Verdict:
                 ticket,
                 now,
                 "message",
-                f"{'agent' if is_agent else 'reply'} from {who} joined by {decision.how}",
+                f"{kind if kind != 'customer' else 'reply'} from {who} joined by {decision.how}",
             )
         )
-        if not is_agent:
+        if not is_agent and not automatic:
             events.extend(_settle_requester(ticket, mail, sender, now, ctx.sql))
         present = {row[0] for row in ctx.sql.query("participants", _participants, [ticket.id])}
 
@@ -97,7 +109,7 @@ def record(ctx: MailContext) -> Verdict:
             "message_id": mail.message_id[:990],
             "direction": "in",
             "visibility": "public",
-            "kind": "agent" if is_agent else "customer",
+            "kind": kind,
             "from_addr": mail.sender.email if mail.sender else "",
             "from_name": mail.sender.name if mail.sender else "",
             "to": json.dumps([a.email for a in mail.to]),
@@ -116,8 +128,10 @@ def record(ctx: MailContext) -> Verdict:
         _store_attachment(message_id, part, ctx.storage)
 
     # the sender and everyone else addressed (To, Cc) become participants, except the desk itself
+    # (automatic mail adds nobody: a mailer daemon is not a participant)
     newcomers: list[int] = []
-    for address in (*([mail.sender] if mail.sender else []), *mail.to, *mail.cc):
+    addressed = () if automatic else (*([mail.sender] if mail.sender else []), *mail.to, *mail.cc)
+    for address in addressed:
         if config.is_desk_address(address.email) or config.agent(address.email):
             continue
         contact = (
@@ -132,17 +146,34 @@ def record(ctx: MailContext) -> Verdict:
         events.append(_event(ticket, now, "participant_added", address.email))
     for contact_id in newcomers:
         ctx.sql.insert(TicketParticipant, {"ticket": ticket.id, "contact": contact_id, "role": "cc"})
+    if verdict.kind in ("auto-reply", "bounce", "loop"):
+        events.append(_event(ticket, now, verdict.kind, "; ".join(verdict.reasons)[:2000]))
+    if ctx.bounce is not None:
+        events.extend(_bounced(ctx.bounce, ticket, now))
     for event in events:
         ctx.sql.insert(Event, event)
 
     if not ctx.new_ticket:
-        ticket.updated_at = now
+        if not automatic:  # automatic mail is no update: the SLA clock does not restart for it
+            ticket.updated_at = now
         if set(ticket.dirty_fields) - {Ticket.updated_at}:
             ticket.save()
-        else:
+        elif not automatic:
             ctx.sql.execute("touch-ticket", _touch_ticket, [now, ticket.id])
     ctx.ticket, ctx.message_pk = ticket, message_id
     return CONTINUE
+
+
+def _bounced(bounce: Bounce, ticket: Ticket, now: datetime) -> list[dict[str, object]]:
+    """Mark contacts whose mail failed for good as undeliverable; one event per failed recipient."""
+    events = []
+    for failed in bounce.recipients:
+        permanence = "permanent" if failed.permanent else "temporary"
+        detail = f"{failed.address}: {permanence} failure {failed.status} {failed.diagnostic}".strip()
+        events.append(_event(ticket, now, "undeliverable" if failed.permanent else "delayed", detail[:2000]))
+        if failed.permanent:
+            Contact.update(undeliverable=True).where(Contact.email == failed.address.lower()).execute()
+    return events
 
 
 def _ticket_by_id(_: int) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from peewee import Database
+from peewee import Database, SqliteDatabase
 
 from maildesk.tickets.store import models
 
@@ -20,7 +20,35 @@ def _initial(database: Database) -> None:
     database.create_tables(models.ALL_MODELS, safe=True)
 
 
-MIGRATIONS: tuple[Migration, ...] = ((1, "initial schema", _initial),)
+def _outbox_and_spam_score(database: Database) -> None:
+    # a database created by this release already has the columns (migration 1 builds the
+    # current models); one created before gets them added
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    migrator = (
+        SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
+    )
+    wanted = {
+        models.InboundMail: ("spam_score",),
+        models.OutboundMail: ("recipient", "kind", "automatic", "sender", "data"),
+    }
+    operations = []
+    for model, names in wanted.items():
+        table = model._meta.table_name
+        present = {column.name for column in database.get_columns(table)}
+        for name in names:
+            field = model._meta.fields[name]
+            if field.column_name not in present:
+                operations.append(migrator.add_column(table, field.column_name, field))
+    migrate(*operations)
+    database.execute_sql("CREATE INDEX IF NOT EXISTS outbound_mail_recipient ON outbound_mail (recipient)")
+    database.execute_sql("CREATE INDEX IF NOT EXISTS message_from_addr ON message (from_addr)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    (1, "initial schema", _initial),
+    (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
+)
 
 
 def applied_versions(database: Database) -> set[int]:

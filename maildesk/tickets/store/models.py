@@ -88,6 +88,7 @@ class InboundMail(BaseModel):
     attempts = IntegerField(default=0)
     processed_at = DateTimeField(null=True)
     claimed_until = DateTimeField(null=True)
+    spam_score = FloatField(null=True)  # the screen's spam probability, when the model ran
 
 
 class Ticket(BaseModel):
@@ -138,7 +139,7 @@ class Message(BaseModel):
     direction = CharField(max_length=3, default="in")
     visibility = CharField(max_length=8, default="public")
     kind = CharField(max_length=16, default="customer")
-    from_addr = CharField(default="")
+    from_addr = CharField(default="", index=True)  # indexed: the loop screen counts mail per sender
     from_name = CharField(default="")
     to = TextField(default="[]")  # JSON list of addresses
     cc = TextField(default="[]")
@@ -181,8 +182,14 @@ class OutboundMail(BaseModel):
 
     ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
     message_id = CharField(max_length=998, unique=True)
-    recipients = TextField(default="[]")
-    path = TextField(default="")
+    recipients = TextField(default="[]")  # JSON list: the envelope recipients
+    # the first recipient, lower-cased: automatic mail to one address is counted by it
+    recipient = CharField(default="", index=True)
+    kind = CharField(max_length=24, default="reply")  # acknowledgement, notification, reply, ...
+    automatic = BooleanField(default=False)  # sent by maildesk itself, not written by a person
+    sender = CharField(default="")  # the envelope sender (MAIL FROM)
+    data = BlobField(null=True)  # the message exactly as it is to be sent
+    path = TextField(default="")  # where a maildir relay put it
     state = CharField(max_length=16, index=True, default="queued")
     tries = IntegerField(default=0)
     next_try_at = DateTimeField(null=True, index=True)

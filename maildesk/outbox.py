@@ -1,0 +1,225 @@
+"""The outbox: outgoing mail is a database row first and is sent later, with retries.
+
+Stages only ever call `enqueue`, inside the transaction that records what caused the
+mail, so a message is queued exactly when its cause is stored, and a crash can neither
+lose it nor queue it twice. `send_due` delivers what is due through the configured relay:
+`maildir:PATH` (a local Maildir, the embedded default, for a person or an MTA to pick up)
+or `smtp://host:port` / `smtps://host:port` (with STARTTLS where offered, and a login when
+configured). A failed delivery is retried with growing delays; after MAX_TRIES, or at once
+for a permanent (5xx) refusal, the row is parked as `failed` with the error, never deleted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import smtplib
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP, SMTPUTF8
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from peewee import Database
+
+from maildesk.clock import naive_utc
+from maildesk.config import Config
+from maildesk.tickets.store.models import OutboundMail, Ticket
+
+log = logging.getLogger(__name__)
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+MAX_TRIES = 8
+RETRY_DELAYS = (60, 300, 900, 1800, 3600, 7200, 14400)  # seconds after the 1st, 2nd, ... failure
+SMTP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one `send_due` pass did."""
+
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+def enqueue(
+    message: EmailMessage,
+    *,
+    recipients: Sequence[str],
+    sender: str,
+    kind: str,
+    automatic: bool,
+    now: datetime,
+    ticket: Ticket | int | None = None,
+) -> OutboundMail:
+    """Queue a finished message for sending; committed with the caller's transaction."""
+    message_id = message["Message-ID"].strip().strip("<>")
+    # CRLF line ends, headers folded: as it goes on the wire; UTF-8 headers only where an
+    # address needs them (RFC 6532), since the relay must then offer SMTPUTF8
+    wide = not all(a.isascii() for a in [sender, *recipients])
+    data = message.as_bytes(policy=SMTPUTF8 if wide else SMTP)
+    return OutboundMail.create(
+        ticket=ticket,
+        message_id=message_id,
+        recipients=json.dumps(list(recipients)),
+        recipient=recipients[0].lower() if recipients else "",
+        kind=kind,
+        automatic=automatic,
+        sender=sender,
+        data=data,
+        state=QUEUED,
+        next_try_at=naive_utc(now),
+        created_at=naive_utc(now),
+    )
+
+
+def automatic_sent_to(address: str, since: datetime) -> int:
+    """How many automatic messages went (or are queued) to `address` since `since`."""
+    return int(
+        OutboundMail.select()
+        .where(
+            (OutboundMail.recipient == address.lower())
+            & (OutboundMail.automatic == True)  # noqa: E712 - peewee builds SQL from ==
+            & (OutboundMail.created_at >= naive_utc(since))
+        )
+        .count()
+    )
+
+
+def send_due(config: Config, database: Database, now: datetime, limit: int = 200) -> Delivery:
+    """Send every queued message whose time has come; one connection to the relay per pass."""
+    with database.connection_context():
+        due = list(
+            OutboundMail.select()
+            .where((OutboundMail.state == QUEUED) & (OutboundMail.next_try_at <= naive_utc(now)))
+            .order_by(OutboundMail.id)
+            .limit(limit)
+        )
+        if not due:
+            return Delivery()
+        sent = retrying = failed = 0
+        with _Relay(config) as relay:
+            for row in due:
+                try:
+                    row.path = relay.deliver(row.sender, json.loads(row.recipients), bytes(row.data or b""))
+                except _Refused as exc:
+                    row.tries += 1
+                    permanent = exc.permanent or row.tries >= MAX_TRIES
+                    row.last_error = str(exc)[:2000]
+                    if permanent:
+                        row.state = FAILED
+                        failed += 1
+                        log.error("outbox %s to %s failed for good: %s", row.id, row.recipients, exc)
+                    else:
+                        delay = RETRY_DELAYS[min(row.tries - 1, len(RETRY_DELAYS) - 1)]
+                        row.next_try_at = naive_utc(now) + timedelta(seconds=delay)
+                        retrying += 1
+                        log.warning("outbox %s: %s; retry in %d s", row.id, exc, delay)
+                else:
+                    row.tries += 1
+                    row.state, row.sent_at, row.last_error = SENT, naive_utc(now), ""
+                    sent += 1
+                    log.info("outbox %s sent (%s) to %s", row.id, row.kind, row.recipients)
+                row.save()
+        return Delivery(sent, retrying, failed)
+
+
+class _Refused(Exception):
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class _Relay:
+    """One delivery session: a Maildir, or one SMTP connection opened on first use."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.url = config.outbound.relay
+        self.smtp: smtplib.SMTP | None = None
+
+    def __enter__(self) -> _Relay:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self.smtp.close()
+
+    def deliver(self, sender: str, recipients: list[str], data: bytes) -> str:
+        if self.url.startswith("maildir:"):
+            return self._maildir(data)
+        self._smtp_send(sender, recipients, data)
+        return ""
+
+    def _maildir(self, data: bytes) -> str:
+        folder = Path(self.url[len("maildir:") :])
+        if not folder.is_absolute() and self.config.source is not None:
+            folder = self.config.source.parent / folder
+        try:
+            for sub in ("tmp", "new", "cur"):
+                (folder / sub).mkdir(parents=True, exist_ok=True)
+            name = f"{time.time_ns()}.{os.getpid()}.{socket.gethostname()}"
+            tmp = folder / "tmp" / name
+            # Maildir delivery: write and fsync in tmp/, then rename into new/ so a reader
+            # never sees half a message
+            with open(tmp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            final = folder / "new" / name
+            os.rename(tmp, final)
+        except OSError as exc:
+            raise _Refused(f"cannot write to {folder}: {exc.strerror}", permanent=False) from exc
+        return str(final)
+
+    def _smtp_send(self, sender: str, recipients: list[str], data: bytes) -> None:
+        try:
+            if self.smtp is None:
+                self.smtp = self._connect()
+            # internationalised addresses need SMTPUTF8 (RFC 6531), which the relay must offer
+            options = ["SMTPUTF8"] if not all(a.isascii() for a in [sender, *recipients]) else []
+            refused = self.smtp.sendmail(sender, recipients, data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise _Refused(f"recipients refused: {exc.recipients}", all(c >= 500 for c in codes)) from exc
+        except smtplib.SMTPResponseException as exc:
+            self._drop()
+            raise _Refused(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code >= 500) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise _Refused(f"relay {self.url}: {exc}", permanent=False) from exc
+        if refused:
+            log.warning("relay refused some recipients: %s", refused)
+
+    def _connect(self) -> smtplib.SMTP:
+        parts = urlsplit(self.url)
+        host, secure = parts.hostname or "localhost", parts.scheme == "smtps"
+        port = parts.port or (465 if secure else 25)
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if secure:
+            smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+        else:
+            smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
+            smtp.ehlo()
+            if smtp.has_extn("starttls"):
+                smtp.starttls(context=context)
+                smtp.ehlo()
+        if self.config.outbound.username:
+            smtp.login(self.config.outbound.username, self.config.outbound.password.reveal())
+        return smtp
+
+    def _drop(self) -> None:
+        if self.smtp is not None:
+            self.smtp.close()
+            self.smtp = None

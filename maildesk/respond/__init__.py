@@ -1,0 +1,124 @@
+"""Respond stage: the acknowledgement of a new ticket, written to the outbox, never sent from here.
+
+The acknowledgement goes once per ticket, to the person who opened it, and only when the
+policy allows (policy.py). It is recorded on the ticket as an outgoing message and an event,
+and queued in the same transaction, so it is sent exactly when the ticket exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from maildesk.clock import naive_utc
+from maildesk.outbox import enqueue
+from maildesk.respond import policy
+from maildesk.respond.render import build, environment
+from maildesk.tickets.store.models import Event, Message
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+    from maildesk.config import Config
+    from maildesk.pipeline import MailContext, Verdict
+
+# one jinja2 environment per templates folder: building one reads the loaders each time
+log = logging.getLogger(__name__)
+_ENVIRONMENTS: dict[object, Environment] = {}
+
+
+def run(ctx: MailContext) -> Verdict:
+    from maildesk.pipeline import CONTINUE
+
+    mail, ticket = ctx.parsed, ctx.ticket
+    if not (ctx.new_ticket and ctx.config.respond.acknowledge) or mail is None or ticket is None:
+        return CONTINUE
+    if mail.sender is None or ctx.config.agent(mail.sender.email):
+        return CONTINUE  # an agent opening a ticket for a customer is not acknowledged
+    try:
+        # a savepoint of its own: an acknowledgement that cannot be made must not cost the ticket
+        with ticket._meta.database.atomic():
+            _acknowledge(ctx)
+    except Exception as exc:
+        log.exception("acknowledgement for %s failed", ctx.ticket_ref, extra=ctx.log_extra)
+        Event.create(
+            ticket=ticket,
+            at=naive_utc(ctx.now),
+            kind="acknowledgement_failed",
+            detail=f"{type(exc).__name__}: {exc}"[:2000],
+            actor="maildesk",
+        )
+    return CONTINUE
+
+
+def _acknowledge(ctx: MailContext) -> None:
+    mail, ticket = ctx.parsed, ctx.ticket
+    assert mail is not None and mail.sender is not None and ticket is not None
+    now = naive_utc(ctx.now)
+    reason = policy.refusal(mail.sender.email, ctx.config, ctx.now, ctx.verdict.kind)
+    if reason is not None:
+        Event.create(ticket=ticket, at=now, kind="acknowledgement_skipped", detail=reason, actor="maildesk")
+        return
+    ref = ctx.ticket_ref
+    subject = f"[{ref}] {mail.subject or '(no subject)'}"
+    message = build(
+        ctx.config,
+        _environment(ctx.config),
+        "acknowledgement",
+        {
+            "name": mail.sender.name,
+            "desk": ctx.config.desk.name,
+            "subject": mail.subject or "(no subject)",
+            "ref": ref,
+            "promise": _promise(ctx.config),
+        },
+        to=[(mail.sender.name, mail.sender.email)],
+        subject=subject,
+        now=ctx.now,
+        ref=ref,
+        in_reply_to=mail.message_id,
+        references=mail.references,
+        automatic=True,
+    )
+    row = enqueue(
+        message,
+        recipients=[mail.sender.email],
+        sender=ctx.config.desk.addresses[0],
+        kind="acknowledgement",
+        automatic=True,
+        now=ctx.now,
+        ticket=ticket.id,
+    )
+    Message.create(
+        ticket=ticket,
+        message_id=row.message_id,
+        direction="out",
+        visibility="public",
+        kind="system",
+        from_addr=ctx.config.desk.addresses[0],
+        from_name=ctx.config.desk.name,
+        to=json.dumps([mail.sender.email]),
+        date=now,
+        arrived_at=now,
+        subject=message["Subject"],
+        text=message.get_body(("plain",)).get_content(),  # type: ignore[union-attr]
+    )
+    Event.create(
+        ticket=ticket, at=now, kind="acknowledged", detail=f"to {mail.sender.email}", actor="maildesk"
+    )
+
+
+def _environment(config: Config) -> Environment:
+    key = config.source
+    env = _ENVIRONMENTS.get(key)
+    if env is None:
+        env = _ENVIRONMENTS[key] = environment(config)
+    return env
+
+
+def _promise(config: Config) -> str:
+    hours = config.sla.first_response.total_seconds() / 3600
+    if hours < 1:
+        return f"within {int(hours * 60)} business minutes"
+    return f"within {hours:g} business hour{'s' if hours != 1 else ''}"

@@ -1,0 +1,107 @@
+"""Rendering outgoing mail: jinja2 templates into a complete, safely built message.
+
+Templates live in `maildesk/templates/` and may be overridden by files of the same name in
+a `templates/` folder next to the config. They render with StrictUndefined (a missing
+variable fails a test, not a customer) and HTML templates autoescape, so a customer's
+subject with markup in it comes back as text. Headers are set through the stdlib's
+`email.policy.default`, which refuses CR or LF in a header value: text from a message
+can never add a header of its own.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import default
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import (
+    ChoiceLoader,
+    Environment,
+    FileSystemLoader,
+    PackageLoader,
+    StrictUndefined,
+    select_autoescape,
+)
+
+from maildesk.config import Config
+
+_SPACE = re.compile(r"\s+")
+
+
+def environment(config: Config) -> Environment:
+    loaders: list[Any] = []
+    if config.source is not None and (config.source.parent / "templates").is_dir():
+        loaders.append(FileSystemLoader(str(config.source.parent / "templates")))
+    loaders.append(PackageLoader("maildesk", "templates"))
+    return Environment(
+        loader=ChoiceLoader(loaders),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Header-safe text: whitespace (CR and LF included) collapsed, cut at `limit` characters."""
+    return _SPACE.sub(" ", text).strip()[:limit]
+
+
+def new_message_id(config: Config, now: datetime, ref: str = "") -> str:
+    """A Message-ID on the desk's domain that names the ticket, e.g. 20261103100255.1439d4.md-1388@..."""
+    domain = config.desk.addresses[0].rpartition("@")[2]
+    tail = f".{ref.lower()}" if ref else ""
+    return f"{now:%Y%m%d%H%M%S}.{secrets.token_hex(3)}{tail}@{domain}"
+
+
+def build(
+    config: Config,
+    env: Environment,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    to: Sequence[tuple[str, str]],
+    subject: str,
+    now: datetime,
+    ref: str = "",
+    in_reply_to: str = "",
+    references: Sequence[str] = (),
+    automatic: bool = False,
+) -> EmailMessage:
+    """Render `template`.txt (and `template`.html when it exists) into a message from the desk."""
+    message = EmailMessage(policy=default)
+    message["From"] = Address(one_line(config.desk.name), addr_spec=config.desk.addresses[0])
+    # headerregistry, not formataddr: it takes internationalised addresses (RFC 6532)
+    message["To"] = [Address(one_line(name), addr_spec=address) for name, address in to]
+    message["Subject"] = one_line(subject, 250)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = f"<{new_message_id(config, now, ref)}>"
+    if in_reply_to:
+        message["In-Reply-To"] = f"<{in_reply_to}>"
+    refs = [r for r in dict.fromkeys([*references, in_reply_to]) if r][-20:]
+    if refs:
+        message["References"] = " ".join(f"<{r}>" for r in refs)
+    if automatic:
+        # RFC 3834: an automatic answer says so, and asks other responders not to answer it
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+        message["Precedence"] = "auto_reply"
+    message["X-Loop"] = config.desk.addresses[0]
+    text = env.get_template(f"{template}.txt").render(context)
+    message.set_content(text, cte="quoted-printable")
+    html_name = f"{template}.html"
+    if html_name in env.list_templates(filter_func=lambda name: name == html_name):
+        message.add_alternative(env.get_template(html_name).render(context), subtype="html")
+    return message
+
+
+def templates_folder() -> Path:
+    return Path(__file__).resolve().parent.parent / "templates"
