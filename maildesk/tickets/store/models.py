@@ -29,11 +29,15 @@ class BaseModel(Model):
 
     A model without a primary key field gets an implicit `id = AutoField()`, and every
     `ForeignKeyField` named `x` gets an `x_id` accessor: the related row's id on an
-    instance, the foreign key field itself on the class. The bare annotations below
-    (`id: AutoField[int]`, `x_id: ForeignKeyField[int | None]`) say so to mypy and do
+    instance, the foreign key field itself on the class. The bare annotations in the models
+    below (`id: AutoField[int]`, `x_id: ForeignKeyField[int | None]`) say so to mypy and do
     nothing at run time: peewee's metaclass only looks at values that are fields, and with
     `from __future__ import annotations` the annotations are never even evaluated.
     """
+
+    # set by Model.__init__: the names of the fields set since the row was read (peewee's
+    # bookkeeping behind dirty_fields and is_dirty)
+    _dirty: set[str]
 
     class Meta:
         database = database_proxy
