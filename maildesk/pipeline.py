@@ -62,6 +62,7 @@ class MailContext:
     now: datetime  # aware UTC; the command's clock, never datetime.now()
     config: Config
     storage: Path
+    sql: Statements  # pre-rendered hot statements, which the thread and record stages run
     parsed: ParsedMail | None = None
     preparsed: ParsedMail | ParseError | None = None  # parsed ahead, in the worker's pool
     verdict: Verdict = CONTINUE
@@ -71,7 +72,6 @@ class MailContext:
     new_ticket: bool = False
     org_ids: dict[str, int] = field(default_factory=dict)  # organisation ids by name
     contacts: dict[str, Contact] | None = None  # the worker's contact cache
-    sql: Statements | None = None  # pre-rendered hot statements
 
     @property
     def log_extra(self) -> dict[str, object]:
