@@ -66,6 +66,7 @@ class MailContext:
     now: datetime  # aware UTC; the command's clock, never datetime.now()
     config: Config
     storage: Path
+    sql: Statements  # pre-rendered hot statements, which the thread and record stages run
     parsed: ParsedMail | None = None
     preparsed: ParsedMail | ParseError | None = None  # parsed ahead, in the worker's pool
     verdict: Verdict = CONTINUE
@@ -75,7 +76,6 @@ class MailContext:
     new_ticket: bool = False
     org_ids: dict[str, int] = field(default_factory=dict)  # organisation ids by name
     contacts: dict[str, Contact] | None = None  # the worker's contact cache
-    sql: Statements | None = None  # pre-rendered hot statements
     bounce: Bounce | None = None  # what the bounce rule read from a delivery report
     spam_score: float | None = None  # the spam model's probability, when it ran
 

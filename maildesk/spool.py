@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from peewee import Database, DatabaseError
 
@@ -120,7 +120,9 @@ class Spool:
         """Raw bytes by sha256 for a batch of rows, in one query."""
         shas = [row.sha256 for row in rows]
         query = RawMail.select(RawMail.sha256, RawMail.data).where(RawMail.sha256.in_(shas))
-        return {sha: bytes(data) for sha, data in query.tuples()}
+        # tuples() makes the query yield (sha256, data) rows; peewee's stubs keep it yielding RawMail
+        pairs = cast("Iterable[tuple[str, bytes | memoryview]]", query.tuples())
+        return {sha: bytes(data) for sha, data in pairs}
 
     def accept(self, incoming: Incoming, now: datetime) -> Spooled:
         """Store one message durably and record it; committed when this returns."""
@@ -140,7 +142,8 @@ class Spool:
                 # a re-delivery of a message we hold (same Message-ID and body) is not stored again
                 twins = self._by_dedupe_key([key for _, key in fresh.values()])
                 stored: dict[str, str] = {}
-                rows, blobs = [], []
+                rows: list[dict[str, Any]] = []
+                blobs: list[dict[str, Any]] = []
                 for sha, (item, key) in fresh.items():
                     if key in twins or key in stored:
                         continue

@@ -75,19 +75,19 @@ def decide(mail: ParsedMail, config: Config, now: datetime, sql: Statements) -> 
 
     refused = None
     for number in ticket_numbers(mail.subject, config.desk.ticket_prefix):
-        ticket = Ticket.get_or_none(Ticket.number == number)
-        if ticket is None:
+        tagged = Ticket.get_or_none(Ticket.number == number)
+        if tagged is None:
             continue
-        ticket = _live(ticket)
+        ticket = _live(tagged)
         if _may_use(ticket, sender, config, sql):
             return _reopen_or_follow(ticket, "tag", config, when)
         refused = refused or number
 
     key = subject_key(mail.subject)
     if key and sender:
-        ticket = _by_subject(key, sender, config, when, sql)
-        if ticket is not None:
-            return ThreadDecision(ticket.id, "subject")
+        same_subject = _by_subject(key, sender, config, when, sql)
+        if same_subject is not None:
+            return ThreadDecision(same_subject.id, "subject")
     return ThreadDecision(None, "new", refused_tag=refused)
 
 

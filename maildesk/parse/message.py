@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import email
+import email.message
 import hashlib
 import logging
 import re
@@ -171,9 +171,9 @@ def parse(raw: bytes, limits: LimitsConfig | None = None, now: datetime | None =
     )
 
 
-def _first_raw(message: object, name: str) -> str | None:
+def _first_raw(message: email.message.Message | None, name: str) -> str | None:
     """The first raw value of a header straight from the stdlib message (before any decoding)."""
-    for key, value in message.raw_items() if message is not None else ():  # type: ignore[attr-defined]
+    for key, value in message.raw_items() if message is not None else ():
         if key.lower() == name:
             return str(value)
     return None
@@ -203,10 +203,10 @@ class Headers(Mapping[str, tuple[str, ...]]):
         return len(self._raw)
 
 
-def _headers(message: object) -> Headers:
+def _headers(message: email.message.Message | None) -> Headers:
     found: dict[str, list[str]] = {}
     if message is not None:
-        for count, (key, value) in enumerate(message.raw_items()):  # type: ignore[attr-defined]
+        for count, (key, value) in enumerate(message.raw_items()):
             if count >= _HEADERS_KEPT:
                 break
             found.setdefault(clean_line(str(key)).lower()[:100], []).append(str(value))
@@ -283,7 +283,9 @@ def _bodies(mail: object, limits: LimitsConfig, defects: list[str]) -> tuple[str
     return plain, html, new
 
 
-def _body_parts(message: object, limits: LimitsConfig, defects: list[str]) -> tuple[list[str], list[str]]:
+def _body_parts(
+    message: email.message.Message | None, limits: LimitsConfig, defects: list[str]
+) -> tuple[list[str], list[str]]:
     """The text/plain and text/html parts the sender wrote, in order.
 
     Attachments are not body text, and neither is anything inside an attached message
@@ -304,7 +306,8 @@ def _body_parts(message: object, limits: LimitsConfig, defects: list[str]) -> tu
                 continue
             children = part.get_payload()
             if isinstance(children, list):
-                stack.extend(reversed(children))
+                # a parsed multipart holds messages; a str here would be a payload set by hand
+                stack.extend(c for c in reversed(children) if isinstance(c, email.message.Message))
             continue
         if ctype not in ("text/plain", "text/html") or part.get_content_disposition() == "attachment":
             continue
@@ -323,15 +326,15 @@ def _body_parts(message: object, limits: LimitsConfig, defects: list[str]) -> tu
     return plain, html
 
 
-def _decode_part(part: object, defects: list[str]) -> str:
+def _decode_part(part: email.message.Message, defects: list[str]) -> str:
     try:
-        data = part.get_payload(decode=True)  # type: ignore[attr-defined]
+        data = part.get_payload(decode=True)
     except (ValueError, TypeError, AssertionError, LookupError):
         data = None
-    if data is None:
-        payload = part.get_payload()  # type: ignore[attr-defined]
+    if not isinstance(data, bytes):  # None: nothing to decode (a Message only comes from a multipart)
+        payload = part.get_payload()
         return payload if isinstance(payload, str) else ""
-    charset = part.get_content_charset()  # type: ignore[attr-defined]
+    charset = part.get_content_charset()
     text = bytes_to_text(data, charset)
     if charset and not _decodes(data, charset):
         defects.append(f"text declared as {charset} is not; read as UTF-8 or Windows-1252")

@@ -86,7 +86,7 @@ def contact_for(
             contact = Contact.create(**values)
     elif (address.name and not contact.name) or (org_id is not None and contact.organization_id != org_id):
         contact.name = contact.name or address.name
-        contact.organization = org_id if org_id is not None else contact.organization_id
+        contact.organization_id = org_id if org_id is not None else contact.organization_id
         contact.save()
     if cache is not None:
         if len(cache) > 20_000:

@@ -249,6 +249,7 @@ def _settle_requester(
     if not rows:
         return []
     earliest_from, earliest_at = rows[0]
+    requester_email: str | None
     if sender is not None and sender.id == ticket.requester_id:
         requester_email = sender.email
     elif ticket.requester_id:
@@ -265,7 +266,7 @@ def _settle_requester(
         return []
     previous = ticket.requester
     ticket.requester = author
-    ticket.organization = author.organization_id
+    ticket.organization_id = author.organization_id
     if author is sender:
         ticket.subject = strip_prefixes(mail.subject) or ticket.subject
         ticket.subject_key = subject_key(mail.subject) or ticket.subject_key

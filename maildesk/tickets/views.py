@@ -70,7 +70,8 @@ def list_tickets(
     query = query.where(shown)
     out = []
     for ticket in query.objects():
-        item = summary(ticket, config, message_count=ticket.message_count or 0)
+        # selected as an alias, the count is an attribute peewee sets that Ticket does not declare
+        item = summary(ticket, config, message_count=getattr(ticket, "message_count", None) or 0)
         if with_messages:
             item.update(_conversation(ticket, config))
         out.append(item)

@@ -9,9 +9,13 @@ itself, and reused with new parameters. Everything else uses the ORM as usual.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from peewee import Database, Model
+
+from maildesk.tickets.store.models import BaseModel
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class Statements:
@@ -22,6 +26,9 @@ class Statements:
     def insert(self, model: type[Model], values: Mapping[str, Any]) -> int:
         """INSERT one row and return its id; the SQL is rendered once per model and key set."""
         fields = model._meta.fields
+        primary_key = model._meta.primary_key
+        # peewee's False for a model without one; every model here has a primary key
+        assert primary_key is not False, f"{model.__name__} has no primary key"
         key = ("insert", model, tuple(values))
         sql = self._sql.get(key)
         columns = [
@@ -38,13 +45,12 @@ class Statements:
         if sql is None:
             insert = model.insert({fields[name]: value for name, value in values.items()})
             if self.database.returning_clause:
-                insert = insert.returning(model._meta.primary_key)
+                insert = insert.returning(primary_key)
             sql, rendered = insert.sql()
             if len(rendered) != len(params):  # our column order must be peewee's
                 raise AssertionError(f"insert of {model.__name__}: {len(rendered)} != {len(params)}")
             self._sql[key] = sql
         cursor = self.database.execute_sql(sql, params)
-        primary_key = model._meta.primary_key
         if primary_key.name in values:  # a natural key (RawMail's sha256): the caller has it
             return values[primary_key.name]  # type: ignore[no-any-return]
         if self.database.returning_clause:
@@ -75,12 +81,12 @@ class Statements:
 
     def get(
         self,
-        model: type[Model],
+        model: type[_M],
         name: str,
         build: Callable[[int], Any],
         params: Sequence[Any],
         arity: int = 0,
-    ) -> list[Any]:
+    ) -> list[_M]:
         """Model instances from a SELECT of all the model's columns, rendered once."""
         fields = model._meta.sorted_fields
         rows = self.query(name, build, params, arity)

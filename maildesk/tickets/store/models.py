@@ -7,6 +7,7 @@ connection at import time. Times are naive UTC datetimes throughout.
 from __future__ import annotations
 
 from peewee import (
+    AutoField,
     BigIntegerField,
     BlobField,
     BooleanField,
@@ -24,6 +25,20 @@ database_proxy = DatabaseProxy()
 
 
 class BaseModel(Model):
+    """Models declare what peewee adds at class creation, for the type checker only.
+
+    A model without a primary key field gets an implicit `id = AutoField()`, and every
+    `ForeignKeyField` named `x` gets an `x_id` accessor: the related row's id on an
+    instance, the foreign key field itself on the class. The bare annotations in the models
+    below (`id: AutoField[int]`, `x_id: ForeignKeyField[int | None]`) say so to mypy and do
+    nothing at run time: peewee's metaclass only looks at values that are fields, and with
+    `from __future__ import annotations` the annotations are never even evaluated.
+    """
+
+    # set by Model.__init__: the names of the fields set since the row was read (peewee's
+    # bookkeeping behind dirty_fields and is_dirty)
+    _dirty: set[str]
+
     class Meta:
         database = database_proxy
         legacy_table_names = False
@@ -38,6 +53,7 @@ class SchemaVersion(BaseModel):
 
 
 class Organization(BaseModel):
+    id: AutoField[int]
     name = CharField(unique=True)
     domains = TextField(default="")  # space separated
     priority = BooleanField(default=False)
@@ -45,22 +61,27 @@ class Organization(BaseModel):
 
 
 class Team(BaseModel):
+    id: AutoField[int]
     name = CharField(unique=True)
     address = CharField(default="")
 
 
 class Agent(BaseModel):
+    id: AutoField[int]
     address = CharField(unique=True)
     name = CharField(default="")
     team = ForeignKeyField(Team, null=True, on_delete="SET NULL")
+    team_id: ForeignKeyField[int | None]
     tier = IntegerField(default=1)
     active = BooleanField(default=True)
 
 
 class Contact(BaseModel):
+    id: AutoField[int]
     email = CharField(unique=True)
     name = CharField(default="")
     organization = ForeignKeyField(Organization, null=True, on_delete="SET NULL")
+    organization_id: ForeignKeyField[int | None]
     undeliverable = BooleanField(default=False)
     created_at = DateTimeField()
 
@@ -75,6 +96,7 @@ class RawMail(BaseModel):
 class InboundMail(BaseModel):
     """The spool: one row per distinct message received, whatever became of it."""
 
+    id: AutoField[int]
     sha256 = CharField(max_length=64, unique=True)
     # sha256 of Message-ID + body: the same message delivered twice by different routes
     dedupe_key = CharField(max_length=64, unique=True)
@@ -92,6 +114,7 @@ class InboundMail(BaseModel):
 
 
 class Ticket(BaseModel):
+    id: AutoField[int]
     number = IntegerField(unique=True)
     subject = TextField(default="")
     subject_key = CharField(max_length=255, index=True, default="")  # normalised for matching
@@ -101,19 +124,26 @@ class Ticket(BaseModel):
     priority = CharField(max_length=16, default="normal")
     team = CharField(default="")
     assignee = ForeignKeyField(Agent, null=True, on_delete="SET NULL")
+    assignee_id: ForeignKeyField[int | None]
     requester = ForeignKeyField(Contact, null=True, on_delete="SET NULL")
+    requester_id: ForeignKeyField[int | None]
     organization = ForeignKeyField(Organization, null=True, on_delete="SET NULL")
+    organization_id: ForeignKeyField[int | None]
     created_at = DateTimeField(index=True)
     updated_at = DateTimeField(index=True)
     first_response_at = DateTimeField(null=True)
     closed_at = DateTimeField(null=True)
     vendor = CharField(max_length=24, null=True)
     merged_into = ForeignKeyField("self", null=True, on_delete="SET NULL")
+    merged_into_id: ForeignKeyField[int | None]
 
 
 class TicketParticipant(BaseModel):
+    id: AutoField[int]
     ticket = ForeignKeyField(Ticket, backref="participants", on_delete="CASCADE")
+    ticket_id: ForeignKeyField[int]
     contact = ForeignKeyField(Contact, on_delete="CASCADE")
+    contact_id: ForeignKeyField[int]
     role = CharField(max_length=16, default="cc")
 
     class Meta:
@@ -123,8 +153,11 @@ class TicketParticipant(BaseModel):
 class TicketLink(BaseModel):
     """A link between tickets; `kind` reads from `source` to `target` ("follow-up of")."""
 
+    id: AutoField[int]
     source = ForeignKeyField(Ticket, backref="links_out", on_delete="CASCADE")
+    source_id: ForeignKeyField[int]
     target = ForeignKeyField(Ticket, backref="links_in", on_delete="CASCADE")
+    target_id: ForeignKeyField[int]
     kind = CharField(max_length=24)
     created_at = DateTimeField()
 
@@ -133,8 +166,11 @@ class TicketLink(BaseModel):
 
 
 class Message(BaseModel):
+    id: AutoField[int]
     ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
+    ticket_id: ForeignKeyField[int]
     inbound = ForeignKeyField(InboundMail, null=True, unique=True, on_delete="SET NULL")
+    inbound_id: ForeignKeyField[int | None]
     message_id = CharField(max_length=998, index=True)
     direction = CharField(max_length=3, default="in")
     visibility = CharField(max_length=8, default="public")
@@ -154,12 +190,16 @@ class Message(BaseModel):
 class MessageReference(BaseModel):
     """Message-IDs a message points at (In-Reply-To and References), for out-of-order threading."""
 
+    id: AutoField[int]
     message = ForeignKeyField(Message, backref="refs", on_delete="CASCADE")
+    message_id: ForeignKeyField[int]
     ref = CharField(max_length=998, index=True)
 
 
 class Attachment(BaseModel):
+    id: AutoField[int]
     message = ForeignKeyField(Message, backref="attachments", on_delete="CASCADE")
+    message_id: ForeignKeyField[int]
     filename = CharField()
     content_type = CharField(default="application/octet-stream")
     size = BigIntegerField()
@@ -170,7 +210,9 @@ class Attachment(BaseModel):
 
 
 class Event(BaseModel):
+    id: AutoField[int]
     ticket = ForeignKeyField(Ticket, backref="events", on_delete="CASCADE")
+    ticket_id: ForeignKeyField[int]
     at = DateTimeField(index=True)
     kind = CharField(max_length=32)
     detail = TextField(default="")
@@ -180,7 +222,9 @@ class Event(BaseModel):
 class OutboundMail(BaseModel):
     """The outbox: a row first, sent later with retries."""
 
+    id: AutoField[int]
     ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    ticket_id: ForeignKeyField[int | None]
     message_id = CharField(max_length=998, unique=True)
     recipients = TextField(default="[]")  # JSON list: the envelope recipients
     # the first recipient, lower-cased: automatic mail to one address is counted by it
@@ -201,8 +245,11 @@ class OutboundMail(BaseModel):
 class Label(BaseModel):
     """An agent-confirmed label (issue type, team, spam) kept for retraining."""
 
+    id: AutoField[int]
     ticket = ForeignKeyField(Ticket, null=True, on_delete="SET NULL")
+    ticket_id: ForeignKeyField[int | None]
     inbound = ForeignKeyField(InboundMail, null=True, on_delete="SET NULL")
+    inbound_id: ForeignKeyField[int | None]
     kind = CharField(max_length=16)
     value = CharField()
     source = CharField(default="agent")
@@ -210,6 +257,7 @@ class Label(BaseModel):
 
 
 class ImapState(BaseModel):
+    id: AutoField[int]
     account = CharField()
     folder = CharField()
     uidvalidity = BigIntegerField()
