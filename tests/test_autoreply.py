@@ -47,6 +47,7 @@ def test_autoreply_fixture(path: Path) -> None:
     expect = tomllib.loads(expect_file.read_text(encoding="utf-8"))
     reasons = reasons_for(path)
     assert bool(reasons) is expect["auto_reply"], reasons
+    assert expect["auto_reply"] or not expect.get("reasons_include"), "a human case names no reasons"
     for wanted in expect.get("reasons_include", []):
         assert any(wanted in reason for reason in reasons), (wanted, reasons)
 

@@ -15,18 +15,19 @@ What counts on its own:
   `Delivered-To: Autoresponder`, `X-Mailer: vacation`;
 - `List-Id`, `List-Post` or `List-Unsubscribe` ("list mail");
 - the null envelope sender, `Return-Path: <>`;
-- a subject in the form an autoresponder writes it (see `_subject`);
+- a subject in the form an autoresponder writes it (see `_MARKERS` and `_WHOLE_ONLY`);
 - a no-reply sender address, with its own reason: a portal's notification is machine mail that must
   not be answered, but it is not an out-of-office and may deserve a ticket.
 
 What does not count on its own, and why:
 - `X-Auto-Response-Suppress` asks the *recipient* not to auto-answer this message; it says nothing
-  about who wrote it. Outlook and add-ins set it on mail people send, and Zulip, Synapse, Redmine
-  and newsletter tools set it on theirs. RT and FreeScout ignore it; django-helpdesk and osTicket
-  take it alone; Zammad takes it alone in AutoResponseCheck, but its OutOfOfficeCheck calls a
-  message an Exchange out-of-office only with `X-MS-Exchange-Inbox-Rules-Loop` too. We do the
-  latter: the pair is an Exchange automatic reply, either header alone is not (the Rules-Loop
-  header is also on human mail an inbox rule forwarded or redirected).
+  about who wrote it. Outlook sets it on some mail people send (meeting responses, mail from some
+  add-ins), and Zulip, Synapse, Redmine and newsletter tools set it on their notifications. RT and
+  FreeScout ignore it; django-helpdesk and osTicket take it alone; Zammad takes it alone in
+  AutoResponseCheck, but its OutOfOfficeCheck calls a message an Exchange out-of-office only with
+  `X-MS-Exchange-Inbox-Rules-Loop` too. We do the latter: the pair is an Exchange automatic reply,
+  either header alone is not (the Rules-Loop header is also on human mail an inbox rule forwarded
+  or redirected).
 - `Feedback-ID` is a bulk sender's feedback-loop tag, and Proton Mail sets it on every message its
   users write. `X-Loop` is a loop mark that procmail and list software put on mail they pass on,
   human mail included; our own mail coming back is the loop screen's job. Neither is used.
