@@ -49,7 +49,8 @@ def test_every_malformed_message_is_processed_or_quarantined(desk: Desk) -> None
 def test_each_malformed_message_alone(desk: Desk, path: Path) -> None:
     summary = desk.ingest(path)
     assert summary["received"] == 1
-    assert summary["new_tickets"] + summary["replies"] + summary["quarantined"] == 1
+    outcomes = ("new_tickets", "replies", "quarantined", "spam", "auto_replies", "bounces")
+    assert sum(summary[k] for k in outcomes) == 1, summary
 
 
 def test_hostile_details_are_neutralised(desk: Desk) -> None:
@@ -78,7 +79,9 @@ def test_spamassassin_sample_threads_replies(desk: Desk) -> None:
     files = sorted(folder.iterdir())[:300]
     summary = desk.ingest(*files)
     assert summary["received"] == 300 and summary["quarantined"] == 0
-    assert summary["new_tickets"] + summary["replies"] == 300
+    # most of easy_ham is list mail: recorded (as automatic mail, never answered), not dropped
+    assert summary["new_tickets"] + summary["replies"] + summary["auto_replies"] == 300
+    assert summary["auto_replies"] > 100
     tickets = desk.tickets()
     by_id = {m["message_id"]: t["ref"] for t in tickets for m in t["messages"]}
     # every message whose In-Reply-To parent is in the sample sits on its parent's ticket

@@ -1,8 +1,9 @@
 """Screen stage: decide whether a message is normal mail, spam, an auto-reply, a bounce or a loop.
 
 The rules run in the order of SCREENS, decisive ones first (as Mailman's chain), and the
-first that returns a result decides. The rules themselves land with the screening work;
-until then every message is normal mail.
+first that returns a result decides: our own mail coming back (loop), delivery reports
+(bounce), automatic answers and notices (autoreply), then spam, which is the costliest and
+which automatic mail need not pay for.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
+from maildesk.screen import autoreply, loop
+
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext, Verdict
 
-SCREENS: Final[tuple[Callable[[MailContext], Verdict | None], ...]] = ()
+SCREENS: Final[tuple[Callable[[MailContext], Verdict | None], ...]] = (loop.check, autoreply.check)
 
 
 def run(ctx: MailContext) -> Verdict:

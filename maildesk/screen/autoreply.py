@@ -41,7 +41,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from maildesk.pipeline import MailContext, Verdict
 
 # header values are bounded by the parser (4,000 characters); these bound the work per value for
 # any other caller, since comment stripping is quadratic in the worst case
@@ -306,3 +309,21 @@ def _noreply_sender(sender: str) -> list[str]:
     if local and _NOREPLY_LOCAL.match(local[:_VALUE_LIMIT]):
         return [f"no-reply sender {_shown(address)}: an automatic notification, not an out-of-office"]
     return []
+
+
+# Reasons that mean "an answer to something we sent": such mail only belongs on a ticket that
+# exists. The others (auto-generated notices, list and bulk mail, no-reply senders) may be
+# what a ticket is about: a monitoring alarm is an incident, even if nobody may answer it.
+_ANSWER_REASONS = ("auto-replied", "written by", "Exchange automatic reply", "subject")
+
+
+def check(ctx: MailContext) -> Verdict | None:
+    from maildesk.pipeline import Action, Verdict
+
+    mail = ctx.parsed
+    assert mail is not None
+    reasons = detect(mail.headers, mail.subject, mail.sender.email if mail.sender else "")
+    if not reasons:
+        return None
+    answer = any(marker in reason for reason in reasons for marker in _ANSWER_REASONS)
+    return Verdict(Action.RECORD_ONLY, "auto-reply", reasons, may_open=not answer)
