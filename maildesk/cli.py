@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     q_list.add_argument("--json", action="store_true")
     release = q_commands.add_parser("release", help="put a message back through the pipeline")
     release.add_argument("ids", nargs="+", metavar="ID", type=int)
+
+    outbox = commands.add_parser("outbox", help="outgoing mail waiting to be sent")
+    o_commands = outbox.add_subparsers(dest="outbox_command", metavar="ACTION", required=True)
+    o_commands.add_parser("flush", help="send what is due now")
+
+    classify = commands.add_parser("classify", help="screen and classify messages without storing them")
+    classify.add_argument("files", nargs="+", type=Path, metavar="FILE.eml")
+    classify.add_argument("--json", action="store_true", help="one JSON object per line per file")
+
+    train = commands.add_parser("train", help="train a model from labelled mail")
+    train.add_argument("kind", choices=["spam", "issue-type", "team"])
+    train.add_argument("--data", type=Path, help="labelled mail: a folder, a corpus or a CSV")
+    train.add_argument("--out", type=Path, default=Path("models"), help="where models go (default models/)")
     return parser
 
 
@@ -118,6 +131,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _tickets(desk, args)
         if args.command == "quarantine":
             return _quarantine(desk, args, now)
+        if args.command == "outbox":
+            return _outbox(desk, now)
+        if args.command == "classify":
+            return _classify(desk, args, now)
+        if args.command == "train":
+            return _train(desk, args, now)
         raise UserError(f"unknown command {args.command}")
     finally:
         desk.close()
@@ -240,6 +259,43 @@ def _quarantine(desk: Any, args: argparse.Namespace, now: datetime) -> int:
         else:
             print(f"{spool_id}: {outcome.status} {outcome.ticket_ref}".rstrip())
     return 1 if failed else 0
+
+
+def _outbox(desk: Any, now: datetime) -> int:
+    from maildesk.outbox import send_due
+
+    done = send_due(desk.config, desk.database, now)
+    print(f"{done.sent} sent, {done.retrying} to retry, {done.failed} failed")
+    return 1 if done.failed else 0
+
+
+def _classify(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    from maildesk.classify import classify_file
+
+    for path in args.files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        result = classify_file(desk, raw, now)
+        result = {"file": str(path), **result}
+        if args.json:
+            print(json.dumps(result, ensure_ascii=False))
+        else:
+            score = "-" if result["spam_score"] is None else f"{result['spam_score']:.3f}"
+            print(f"{path}: {result['verdict']} (spam score {score})")
+            for reason in result["reasons"]:
+                print(f"    {reason}")
+    return 0
+
+
+def _train(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    if args.kind != "spam":
+        raise UserError(f"training {args.kind} models is not available yet")
+    from maildesk.training import train_spam_command
+
+    print(train_spam_command(desk, args.data, args.out, now))
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,13 +13,14 @@ from itertools import islice
 
 from peewee import Database
 
+from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.errors import NotFound
 from maildesk.pipeline import Outcome, Tally, Worker
 from maildesk.spool import QUARANTINED, Incoming, Spool
 from maildesk.tickets.directory import sync_directory
 from maildesk.tickets.store.db import open_database
-from maildesk.tickets.store.models import InboundMail
+from maildesk.tickets.store.models import InboundMail, Label
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,12 @@ class Desk:
         with self.database.atomic():
             self.spool.release(row)
             row = InboundMail.get_by_id(spool_id)
-            return self.worker.process_one(row, now)
+            if row.reason.startswith("spam:"):
+                # a person says it is not spam: kept as a label for `maildesk train spam`
+                Label.create(
+                    inbound=row, kind="spam", value="ham", source="release", created_at=naive_utc(now)
+                )
+            return self.worker.process_one(row, now, released=True)
 
 
 def open_desk(config: Config, database_url: str | None = None) -> Desk:

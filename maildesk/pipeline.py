@@ -24,6 +24,7 @@ from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
 
 if TYPE_CHECKING:
+    from maildesk.classifier.spam import SpamModel
     from maildesk.parse.message import ParsedMail
     from maildesk.screen.bounce import Bounce
     from maildesk.threader import ThreadDecision
@@ -78,6 +79,9 @@ class MailContext:
     contacts: dict[str, Contact] | None = None  # the worker's contact cache
     bounce: Bounce | None = None  # what the bounce rule read from a delivery report
     spam_score: float | None = None  # the spam model's probability, when it ran
+    spam_model: SpamModel | None = None  # the worker's loaded model, or None when it is off
+    # a person released it from quarantine: the rules that parked it do not park it again
+    released: bool = False
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -170,6 +174,23 @@ class Worker:
         self.org_ids = organization_ids()
         self.sql = Statements(database)
         self.contacts: dict[str, Contact] = {}
+        self._spam_model: SpamModel | None = None
+        self._spam_loaded = False
+
+    @property
+    def spam_model(self) -> SpamModel | None:
+        """The configured spam model, loaded on first use; a broken artifact raises ModelError.
+
+        Loading happens before any message is touched (process_pending asks first), so a
+        tampered or incompatible model stops the worker with a clear error instead of
+        quarantining every message one by one; the mail waits in the spool.
+        """
+        if not self._spam_loaded:
+            from maildesk.screen.spam import load_configured_model
+
+            self._spam_model = load_configured_model(self.config)
+            self._spam_loaded = True
+        return self._spam_model
 
     def close(self) -> None:
         self.parser.close()
@@ -185,6 +206,7 @@ class Worker:
         Returns how many messages were taken; `on_outcome` hears what became of each.
         """
         report = _Reporter(on_outcome)
+        _ = self.spam_model  # a broken model stops here, before any message is taken
 
         def batches() -> Iterator[list[tuple[InboundMail, bytes]]]:
             after = 0
@@ -231,6 +253,7 @@ class Worker:
         now: datetime,
         raw: bytes | None = None,
         parsed: ParsedMail | ParseError | None = None,
+        released: bool = False,
     ) -> Outcome:
         started = time.perf_counter()
         if raw is None:
@@ -246,8 +269,10 @@ class Worker:
             config=self.config,
             storage=self.config.storage.path,
             preparsed=parsed,
+            released=released,
             org_ids=self.org_ids,
             contacts=self.contacts,
+            spam_model=self.spam_model,
             sql=self.sql,
         )
         stage_name = ""

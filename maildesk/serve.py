@@ -31,6 +31,7 @@ ROLES = ("all", "intake", "worker", "clock")
 WORKER_BATCH = 50  # small batches keep the SQLite write lock short for the SMTP intake
 IDLE_WAKE = 5.0  # seconds: the worker also looks for spooled mail this often (other hosts spool too)
 SUMMARY_EVERY = 60.0
+OUTBOX_EVERY = 2.0  # seconds between outbox passes
 
 
 def make_clock(start: datetime | None) -> Callable[[], datetime]:
@@ -113,7 +114,7 @@ class Server:
             if self.role in ("all", "worker"):
                 finishing.append(asyncio.create_task(self._worker(desk)))
             if self.role in ("all", "clock"):
-                tasks.append(asyncio.create_task(self._clock()))
+                finishing.append(asyncio.create_task(self._clock(desk)))
             tasks.append(asyncio.create_task(self._summary()))
             print(f"maildesk serve ({self.role}) ready", flush=True)
             await self._stop.wait()
@@ -171,10 +172,21 @@ class Server:
         threading.Thread(target=watch, name=f"imap {name}", daemon=True).start()
         await done
 
-    async def _clock(self) -> None:
-        # the outbox sender and the SLA clock land with their issues; the clock ticks already
-        while not self._stop.is_set():
-            await asyncio.sleep(60)
+    async def _clock(self, desk: Desk) -> None:
+        # the outbox is sent every few seconds; the SLA clock lands with its issue
+        from maildesk.outbox import send_due
+
+        while True:
+            try:
+                done = await asyncio.to_thread(send_due, self.config, desk.database, self.clock())
+                if done.sent or done.failed:
+                    log.info("outbox: %d sent, %d to retry, %d failed", done.sent, done.retrying, done.failed)
+            except Exception:  # a relay or database hiccup must not end the clock; rows stay queued
+                log.exception("outbox pass failed; retrying")
+            if self._stop.is_set():
+                break  # one last pass after the stop sends what the last messages queued
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_EVERY)
 
     async def _summary(self) -> None:
         while not self._stop.is_set():

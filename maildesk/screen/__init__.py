@@ -11,12 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from maildesk.screen import autoreply, loop
+from maildesk.screen import autoreply, loop, spam
 
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext, Verdict
 
-SCREENS: Final[tuple[Callable[[MailContext], Verdict | None], ...]] = (loop.check, autoreply.check)
+SCREENS: Final[tuple[Callable[[MailContext], Verdict | None], ...]] = (
+    loop.check,
+    autoreply.check,
+    spam.check,
+)
 
 
 def run(ctx: MailContext) -> Verdict:

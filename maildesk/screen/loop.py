@@ -33,7 +33,7 @@ def check(ctx: MailContext) -> Verdict | None:
     sender = mail.sender.email.lower() if mail.sender else ""
     if sender and config.is_desk_address(sender):
         reasons.append(f"From {sender}, one of our own addresses")
-    if reasons:
+    if reasons and not ctx.released:
         return Verdict(Action.QUARANTINE, "loop", tuple(reasons))
     if sender:
         window = config.screen.sender_window

@@ -47,7 +47,7 @@ def record(ctx: MailContext) -> Verdict:
     assert mail is not None and decision is not None
     verdict = ctx.verdict
     automatic = verdict.kind in AUTOMATIC
-    if automatic and decision.ticket_id is None and not verdict.may_open:
+    if automatic and decision.ticket_id is None and not verdict.may_open and not ctx.released:
         # an out-of-office answer or a bounce that belongs to no ticket: kept for a person to see
         return Verdict(Action.QUARANTINE, verdict.kind, (*verdict.reasons, "not about any ticket we hold"))
     if automatic and decision.reopen:

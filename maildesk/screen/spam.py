@@ -1,0 +1,142 @@
+"""Spam rule: the trained model, an upstream filter's verdict, sender authentication, and lists.
+
+The order of evidence:
+1. the deny list: always spam; the allow list and configured organisations: never spam,
+   unless the message fails authentication for that very domain (a forged From of a
+   customer is exactly what a spammer would try);
+2. an upstream filter's X-Spam-Flag / X-Spam-Status: Yes (when `screen.trust_upstream`);
+3. the model's probability against its threshold; when the sender's domain failed DMARC
+   (or both SPF and DKIM) in our own MTA's Authentication-Results, half the threshold is
+   enough: a forged sender needs less evidence.
+Spam is quarantined with its score and reasons, never deleted and never answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from maildesk.errors import UserError
+
+if TYPE_CHECKING:
+    from maildesk.classifier.spam import SpamModel
+    from maildesk.config import Config
+    from maildesk.parse.message import ParsedMail
+    from maildesk.pipeline import MailContext, Verdict
+
+log = logging.getLogger(__name__)
+
+_RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
+_DOMAIN_PROPERTY = re.compile(
+    r"\b(?:header\.from|header\.d|header\.i|smtp\.mailfrom)\s*=\s*@?([^\s;()]+)", re.I
+)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def load_configured_model(config: Config) -> SpamModel | None:
+    """The model `screen.spam_model` names, or None when it is turned off or not installed.
+
+    A relative path is looked up next to the config file, in the working directory, then in
+    the project that ships `models/`. A model that exists but is tampered with or was trained
+    by an incompatible version raises ModelError, which says to retrain.
+    """
+    name = config.screen.spam_model
+    if not name:
+        return None
+    candidates = [Path(name)]
+    if not Path(name).is_absolute():
+        bases = [config.source.parent if config.source else None, Path.cwd(), PROJECT_ROOT]
+        candidates = [base / name for base in bases if base is not None]
+    for folder in candidates:
+        if folder.is_dir():
+            from maildesk.classifier.spam import SpamModel
+
+            return SpamModel.load(folder)
+    if name != "models/spam":
+        raise UserError(f"config key screen.spam_model: no model at {name!r}")
+    log.warning("no spam model installed (models/spam): screening with header signals and lists only")
+    return None
+
+
+def check(ctx: MailContext) -> Verdict | None:
+    from maildesk.pipeline import Action, Verdict
+
+    mail, config = ctx.parsed, ctx.config
+    assert mail is not None
+    if ctx.released:
+        return None  # a person said it is not spam
+    sender = mail.sender.email.lower() if mail.sender else ""
+    domain = sender.rpartition("@")[2]
+    forged = authentication_failures(mail, domain)
+    if _listed(sender, config.screen.deny):
+        return Verdict(Action.QUARANTINE, "spam", (f"{sender} is on the deny list",), spam_score=1.0)
+    trusted = _listed(sender, config.screen.allow) or config.organization_for(sender) is not None
+    if trusted and not forged:
+        return None
+    reasons = list(forged)
+    upstream = upstream_verdict(mail) if config.screen.trust_upstream else None
+    score = None
+    if ctx.spam_model is not None:
+        scored = ctx.spam_model.score(ctx.raw)
+        score = ctx.spam_score = scored.probability
+        threshold = config.screen.spam_threshold or ctx.spam_model.threshold
+        if forged:
+            threshold /= 2
+        if score >= threshold:
+            reasons.insert(0, f"spam model: {score:.3f} >= threshold {threshold:.3f}")
+            reasons.extend(scored.reasons)
+            if upstream:
+                reasons.append(upstream)
+            return Verdict(Action.QUARANTINE, "spam", tuple(reasons), spam_score=score)
+    if upstream:
+        return Verdict(Action.QUARANTINE, "spam", (upstream, *reasons), spam_score=score)
+    return None
+
+
+def upstream_verdict(mail: ParsedMail) -> str | None:
+    """An upstream filter (SpamAssassin, rspamd, a provider) already said spam."""
+    flag = mail.header("x-spam-flag").strip().lower()
+    if flag in ("yes", "true"):
+        return "upstream filter: X-Spam-Flag: YES"
+    status = mail.header("x-spam-status").strip()
+    if status.lower().startswith("yes"):
+        return f"upstream filter: X-Spam-Status: {status[:80]}"
+    return None
+
+
+def authentication_failures(mail: ParsedMail, domain: str) -> tuple[str, ...]:
+    """Failures our MTA recorded for the sender's own domain (RFC 8601 Authentication-Results).
+
+    Only the topmost header counts: it is the one our own border MTA added; anything below it
+    came with the message and could be written by anyone.
+    """
+    values = mail.headers.get("authentication-results", ())
+    if not values or not domain:
+        return ()
+    results = {}
+    for clause in values[0].split(";"):
+        found = _RESULT.search(clause)
+        if not found:
+            continue
+        method, result = found.group(1).lower(), found.group(2).lower()
+        named = [d.lower().rpartition("@")[2] for d in _DOMAIN_PROPERTY.findall(clause)]
+        if named and not any(d == domain or domain.endswith("." + d) for d in named):
+            continue  # a result about some other domain (a mailing list's, a forwarder's)
+        results.setdefault(method, result)
+    if results.get("dmarc") == "fail":
+        return (f"DMARC failed for {domain}",)
+    if results.get("spf") == "fail" and results.get("dkim") in ("fail", "none"):
+        return (f"SPF and DKIM failed for {domain}",)
+    return ()
+
+
+def _listed(address: str, entries: tuple[str, ...]) -> bool:
+    if not address:
+        return False
+    domain = "@" + address.rpartition("@")[2]
+    return any(
+        entry in (address, domain) or (entry.startswith("@") and domain.endswith("." + entry[1:]))
+        for entry in entries
+    )
