@@ -467,7 +467,61 @@ _GROUP_OF: Final = {prefix: group for group, prefixes in _REASON_GROUPS for pref
 MAX_REASON_FEATURES: Final = 6
 
 
+_PHRASES: Final = {
+    "from:no-display-name": "From has no display name",
+    "from:display-upper": "From name in capitals",
+    "from:digits-in-local": "digits in the From address",
+    "reply-to:other-domain": "Reply-To in another domain",
+    "to:missing": "no To",
+    "to:undisclosed": "undisclosed recipients",
+    "mid:missing": "no Message-ID",
+    "mid:no-domain": "Message-ID without a domain",
+    "mailer:none": "no X-Mailer",
+    "date:missing": "no Date",
+    "struct:html-only": "HTML only",
+    "url:ip-address": "link to a numeric IP address",
+    "url:mailto": "mailto link",
+    "subj:reply-prefix": "Re: prefix",
+    "subj:trailing-id": "tracking code padded to the right",
+    "body:none": "no text",
+    "parse:defects": "MIME defects",
+    "parse:failed": "unparseable",
+}
+_LABELS: Final = {
+    "from:domain": "From domain",
+    "from:tld": "From top-level domain",
+    "reply-to:domain": "Reply-To domain",
+    "to:addresses": "To addresses",
+    "mid:shape": "Message-ID shaped",
+    "mid:domain": "Message-ID domain",
+    "mailer": "mailer",
+    "date:zone": "Date zone",
+    "date:shape": "Date shaped",
+    "rcvd:hops": "Received hops",
+    "rcvd:public-ips": "public relay IPs",
+    "hdr:count": "headers",
+    "url:host": "link to",
+    "url:count": "links",
+    "ct": "part",
+    "charset": "charset",
+    "attach": "attachment",
+    "subj:upper": "capitals",
+    "body:upper": "capitals",
+    "body:exclaim": "'!'",
+    "body:dollar": "'$'",
+    "body:length": "length",
+    "struct:parts": "parts",
+    "struct": "layout",
+    "cte": "encoding",
+    "html:comments": "HTML comments",
+    "html:numeric-entities": "numeric HTML entities",
+    "html": "HTML tag",
+}
+
+
 def _describe(token: str) -> str:
+    if token in _PHRASES:
+        return _PHRASES[token]
     prefix, _, rest = token.partition(":")
     if prefix in ("w", "s"):
         return repr(rest)
@@ -476,8 +530,10 @@ def _describe(token: str) -> str:
     if prefix == "hv":
         name, _, word = rest.partition(":")
         return f"{name} {word!r}"
-    if prefix in ("struct", "url", "body", "html", "parse"):
-        return rest.replace(":", " ")
+    for key in (prefix + ":" + rest.split(":", 1)[0].split("<", 1)[0].split(">", 1)[0], prefix):
+        if key in _LABELS:
+            value = token[len(key) :].lstrip(":")
+            return f"{_LABELS[key]} {value}".strip()
     return token.replace(":", " ")
 
 
