@@ -585,7 +585,11 @@ class SpamModel:
         threshold = manifest.get("threshold")
         if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ModelError(f"the spam model in {folder} has no valid threshold: retrain with `{RETRAIN}`")
-        return cls(pipeline, float(threshold), manifest)
+        try:
+            return cls(pipeline, float(threshold), manifest)
+        except (AttributeError, KeyError, IndexError, TypeError) as exc:
+            # a file of the right kind and version but another shape (hand-made or from a fork)
+            raise ModelError(f"the spam model in {folder} is not a maildesk spam pipeline ({exc})") from None
 
     def score(self, raw: bytes) -> SpamScore:
         """Spam probability and reasons for one raw message (any bytes; never raises on content)."""
