@@ -39,8 +39,11 @@ def test_every_malformed_message_is_processed_or_quarantined(desk: Desk) -> None
     recorded = sum(len(inbound(t)) for t in tickets)
     quarantined = [r for r in rows if r[1] == "quarantined"]
     assert recorded + len(quarantined) == len(ALL_FILES)
-    # only mail nested beyond any sane depth is refused
-    assert len(quarantined) <= 2, [r[2] for r in quarantined]
+    # only mail nested beyond any sane depth is refused; the rest of the quarantine is the
+    # real malicious mail of the mail-parser corpus, which the spam rule recognises
+    refused = [r[2] for r in quarantined if not r[2].startswith("spam:")]
+    assert len(refused) <= 2, refused
+    assert summary["spam"] == len(quarantined) - len(refused)
     listing = desk.run("quarantine", "list", "--json").json()
     assert {q["id"] for q in listing} == {r[0] for r in quarantined}
 
