@@ -87,10 +87,11 @@ class Desk:
         row = InboundMail.get_or_none(InboundMail.id == spool_id)
         if row is None or row.state != QUARANTINED:
             raise NotFound(f"no quarantined message with id {spool_id}")
+        was_spam = row.reason.startswith("spam:")
         with self.database.atomic():
             self.spool.release(row)
             row = InboundMail.get_by_id(spool_id)
-            if row.reason.startswith("spam:"):
+            if was_spam:
                 # a person says it is not spam: kept as a label for `maildesk train spam`
                 Label.create(
                     inbound=row, kind="spam", value="ham", source="release", created_at=naive_utc(now)
