@@ -23,7 +23,8 @@ def spam_labels(desk: Desk) -> list[tuple[bytes, bool]]:
     latest: dict[int, bool] = {}
     query = Label.select().where((Label.kind == "spam") & Label.inbound.is_null(False)).order_by(Label.id)
     for label in query:
-        latest[label.inbound_id] = label.value == "spam"
+        if label.inbound_id is not None:
+            latest[label.inbound_id] = label.value == "spam"
     rows = list(InboundMail.select().where(InboundMail.id.in_(list(latest)))) if latest else []
     raws = desk.spool.read_many(rows)
     return [(raws[row.sha256], latest[row.id]) for row in rows if row.sha256 in raws]

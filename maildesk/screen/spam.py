@@ -115,7 +115,7 @@ def authentication_failures(mail: ParsedMail, domain: str) -> tuple[str, ...]:
     values = mail.headers.get("authentication-results", ())
     if not values or not domain:
         return ()
-    results = {}
+    results: dict[str, str] = {}
     for clause in values[0].split(";"):
         found = _RESULT.search(clause)
         if not found:
