@@ -30,6 +30,7 @@ class ServeProcess:
         port: int | None = None,
         role: str = "all",
         env: dict[str, str] | None = None,
+        addresses: tuple[str, ...] = ("support@helpdesk.example", "help@helpdesk.example"),
     ) -> None:
         self.env = env or {}
         self.root = root
@@ -37,9 +38,9 @@ class ServeProcess:
         self.port = port or free_port()
         self.db = root / "maildesk.db"
         self.config = root / "maildesk.toml"
+        desk = "[desk]\naddresses = [" + ", ".join(f'"{a}"' for a in addresses) + "]\n"
         self.config.write_text(
-            '[desk]\naddresses = ["support@helpdesk.example", "help@helpdesk.example"]\n'
-            f'[storage]\npath = "{root / "var"}"\n'
+            desk + f'[storage]\npath = "{root / "var"}"\n'
             f'[smtp]\nlisten = "127.0.0.1:{self.port}"\nmax_size = "200KB"\n' + extra_config
         )
         self.proc: subprocess.Popen[bytes] | None = None
