@@ -68,7 +68,7 @@ _ORIGINAL_TYPES: Final = frozenset(
 _COUNTED_ACTIONS: Final = frozenset({"failed", "delayed", "error"})
 _SUCCESS_ACTIONS: Final = frozenset({"delivered", "relayed", "expanded"})
 
-_ADDRESS_CHARS = r"[^\s<>@,;:\"'()\[\]\\]"
+_ADDRESS_CHARS = r"[^\s<>@,;:\"()\[\]\\]"
 _ADDRESS = re.compile(rf"{_ADDRESS_CHARS}{{1,64}}@{_ADDRESS_CHARS}{{1,255}}")
 _STATUS_FIELD = re.compile(r"\s*([245])\.(\d{1,3})\.(\d{1,3})(?!\d)")
 # an enhanced status code inside free text, not part of an IP address or a version number
