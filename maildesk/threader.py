@@ -58,8 +58,32 @@ def run(ctx: MailContext) -> Verdict:
     from maildesk.pipeline import CONTINUE
 
     assert ctx.parsed is not None
+    if ctx.bounce is not None:
+        ticket_id = bounced_ticket(ctx.bounce.original_message_id, ctx.bounce.original_subject, ctx.config)
+        ctx.thread = ThreadDecision(ticket_id, "bounce")
+        return CONTINUE
     ctx.thread = decide(ctx.parsed, ctx.config, ctx.now, ctx.sql)
     return CONTINUE
+
+
+def bounced_ticket(message_id: str, subject: str, config: Config) -> int | None:
+    """The ticket of the message a bounce returns: by its Message-ID, else by our subject tag.
+
+    Some relays (Amazon SES) replace our Message-ID with their own, so the tag in the
+    returned subject is the fallback; a bounce carries no sender whose rights to check.
+    """
+    if message_id:
+        sent = OutboundMail.get_or_none(OutboundMail.message_id == message_id)
+        if sent is not None and sent.ticket_id is not None:
+            return _live(Ticket.get_by_id(sent.ticket_id)).id
+        stored = Message.get_or_none(Message.message_id == message_id)
+        if stored is not None:
+            return _live(Ticket.get_by_id(stored.ticket_id)).id
+    for number in ticket_numbers(subject, config.desk.ticket_prefix):
+        ticket = Ticket.get_or_none(Ticket.number == number)
+        if ticket is not None:
+            return _live(ticket).id
+    return None
 
 
 def decide(mail: ParsedMail, config: Config, now: datetime, sql: Statements) -> ThreadDecision:

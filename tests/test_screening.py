@@ -294,3 +294,62 @@ def test_a_tampered_model_stops_with_a_clear_error(desk: Desk, tmp_path: Path) -
     assert result.code == 1 and "train spam" in result.err and "Traceback" not in result.err
     classify = desk.run("classify", str(HAM[0]))
     assert classify.code == 1 and "train spam" in classify.err
+
+
+BOUNCES = FIXTURES / "bounces"
+
+
+def test_a_bounce_of_our_acknowledgement_lands_on_its_ticket_and_stops_mail(
+    relay: Desk, tmp_path: Path
+) -> None:
+    fixture = (BOUNCES / "postfix-dsn-5.1.1-user-unknown.eml").read_bytes()
+    relay.ingest(write(tmp_path, "1.eml", make_mail(sender="m.keller@acme-solar.example", message_id="k@c")))
+    (ack,) = outbox(relay)
+    ours = ack["Message-ID"].strip("<>").encode()
+    bounce = fixture.replace(b"20261103100257.5e21aa.md-1391@helpdesk.example", ours)
+    summary = relay.ingest(write(tmp_path, "bounce.eml", bounce))
+    assert summary["bounces"] == 1
+    ticket = relay.show("MD-1")
+    kinds = [(m["direction"], m["kind"]) for m in ticket["messages"]]
+    assert ("in", "bounce") in kinds
+    events = {e["kind"]: e["detail"] for e in ticket["events"]}
+    assert "5.1.1" in events["undeliverable"] and "m.keller@acme-solar.example" in events["undeliverable"]
+    assert "desk@helpdesk.example" in events["team_notified"]
+    (notice,) = outbox(relay)[1:]
+    assert notice["To"] == "Service Desk <desk@helpdesk.example>"
+    assert "could not be delivered" in notice.get_body(("plain",)).get_content()
+    # the contact bounced for good: a new ticket from the same address gets no acknowledgement
+    again = make_mail(sender="m.keller@acme-solar.example", subject="Other thing", message_id="k2@c")
+    relay.ingest(write(tmp_path, "2.eml", again))
+    assert len(outbox(relay)) == 2
+    second = next(t for t in relay.tickets() if t["ref"] == "MD-2")
+    assert any("bounced permanently" in e["detail"] for e in second["events"])
+
+
+def test_a_bounce_of_mail_we_never_sent_is_quarantined(desk: Desk) -> None:
+    summary = desk.ingest(BOUNCES / "qmail-5.1.1-no-mailbox.eml")
+    assert summary["quarantined"] == 1 and desk.tickets() == []
+    (item,) = desk.run("quarantine", "list", "--json").json()
+    assert item["reason"].startswith("bounce:") and "not about any ticket" in item["reason"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted([*BOUNCES.glob("*.eml"), *(FIXTURES / "autoreplies").glob("*.eml")]),
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
+def test_classify_agrees_with_each_screening_fixture(desk: Desk, path: Path) -> None:
+    import tomllib
+
+    expect = tomllib.loads(path.with_suffix(".expect.toml").read_text(encoding="utf-8"))
+    result = desk.run("classify", "--json", str(path))
+    assert result.code == 0, result.err
+    verdict = json.loads(result.out)["verdict"]
+    if expect.get("bounce"):
+        assert verdict == "bounce"
+    elif expect.get("auto_reply"):
+        assert verdict == "auto-reply"
+    elif "bounce" in expect:
+        assert verdict != "bounce"
+    else:
+        assert verdict not in ("auto-reply", "bounce")

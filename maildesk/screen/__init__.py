@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
-from maildesk.screen import autoreply, loop, spam
+from maildesk.screen import autoreply, bounce, loop, spam
 
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext, Verdict
 
 SCREENS: Final[tuple[Callable[[MailContext], Verdict | None], ...]] = (
     loop.check,
+    bounce.check,
     autoreply.check,
     spam.check,
 )

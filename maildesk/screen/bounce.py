@@ -32,11 +32,14 @@ import quopri
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, TypeGuard
+from typing import TYPE_CHECKING, Final, TypeGuard
 
 from flufl.bounce import all_failures
 
 from maildesk.parse.headers import bytes_to_text, clean_line, decode_value, message_ids
+
+if TYPE_CHECKING:
+    from maildesk.pipeline import MailContext, Verdict
 
 __all__ = ["Bounce", "FailedRecipient", "looks_like_bounce", "parse_bounce"]
 
@@ -761,3 +764,28 @@ def _bounce(
 def _first(headers: Mapping[str, tuple[str, ...]], name: str) -> str:
     values = headers.get(name)
     return values[0] if values else ""
+
+
+def check(ctx: MailContext) -> Verdict | None:
+    """A delivery report: recorded on the ticket of the message that bounced, never answered."""
+    from maildesk.pipeline import Action, Verdict
+
+    mail = ctx.parsed
+    assert mail is not None
+    sender = mail.sender.email if mail.sender else ""
+    if not looks_like_bounce(mail.headers, sender, mail.subject):
+        return None
+    bounce = parse_bounce(ctx.raw)
+    if bounce is None:
+        return None
+    ctx.bounce = bounce
+    failed = ", ".join(
+        f"{r.address} {r.status or ''} ({'permanent' if r.permanent else 'temporary'})".replace("  ", " ")
+        for r in bounce.recipients
+    )
+    reasons = (
+        f"delivery report ({bounce.format})",
+        *([f"failed: {failed}"] if failed else []),
+        *bounce.reasons,
+    )
+    return Verdict(Action.RECORD_ONLY, "bounce", reasons, may_open=False)
