@@ -103,9 +103,9 @@ Stage = Callable[[MailContext], Verdict]
 
 def _stages() -> tuple[Stage, ...]:
     # imported here so that `maildesk --help` does not pay for scikit-learn and mail-parser
-    from maildesk import parse, respond, screen, threader, tickets
+    from maildesk import agents, parse, respond, screen, threader, tickets
 
-    return (parse.run, screen.run, threader.run, tickets.record, respond.run)
+    return (parse.run, screen.run, threader.run, tickets.record, agents.run, respond.run)
 
 
 @dataclass

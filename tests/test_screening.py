@@ -353,3 +353,33 @@ def test_classify_agrees_with_each_screening_fixture(desk: Desk, path: Path) -> 
         assert verdict != "bounce"
     else:
         assert verdict not in ("auto-reply", "bounce")
+
+
+def test_agent_spam_and_notspam_commands_label_mail_and_customers_cannot_use_them(
+    desk: Desk, tmp_path: Path
+) -> None:
+    desk.ingest(write(tmp_path, "1.eml", make_mail(subject="Cheap watches for you", message_id="w@c")))
+
+    def reply(sender: str, body: str, mid: str, extra: bytes = b"") -> None:
+        raw = make_mail(sender=sender, subject="Re: [MD-1] Cheap watches for you", body=body, message_id=mid)
+        desk.ingest(write(tmp_path, f"{mid}.eml", extra + raw))
+
+    reply("anna@customer.example", "#spam\nplease", "c1@c")  # the requester is no agent
+    reply("alice@helpdesk.example", "Looks fine.\n\n> #spam\n> quoted", "a0@h")  # a quoted command
+    forged = b"Authentication-Results: mx.helpdesk.example; dmarc=fail header.from=helpdesk.example\r\n"
+    reply("alice@helpdesk.example", "#spam", "a1@h", forged)
+    assert desk.show("MD-1")["status"] != "spam"
+    reply("alice@helpdesk.example", "This is junk.\n#spam\n", "a2@h")
+    ticket = desk.show("MD-1")
+    assert ticket["status"] == "spam"
+    events = [(e["kind"], e["detail"]) for e in ticket["events"] if e["kind"].startswith("command")]
+    assert events[0][0] == "command_refused" and "DMARC failed" in events[0][1]
+    assert events[1][0] == "command" and "labelled spam" in events[1][1]
+    reply("bob@helpdesk.example", "#notspam", "b1@h")
+    assert desk.show("MD-1")["status"] == "open"
+    import sqlite3
+
+    with sqlite3.connect(desk.root / "maildesk.db") as conn:
+        labels = conn.execute("SELECT value, source FROM label ORDER BY id").fetchall()
+    # the customer's two messages, labelled spam by alice and then ham by bob
+    assert labels == [("spam", "alice@helpdesk.example")] * 2 + [("ham", "bob@helpdesk.example")] * 2
