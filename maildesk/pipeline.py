@@ -24,7 +24,7 @@ from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
 
 if TYPE_CHECKING:
-    from maildesk.classifier.spam import SpamModel
+    from maildesk.classifier.handle import CheckedSpamModel
     from maildesk.parse.message import ParsedMail
     from maildesk.screen.bounce import Bounce
     from maildesk.threader import ThreadDecision
@@ -79,7 +79,7 @@ class MailContext:
     contacts: dict[str, Contact] | None = None  # the worker's contact cache
     bounce: Bounce | None = None  # what the bounce rule read from a delivery report
     spam_score: float | None = None  # the spam model's probability, when it ran
-    spam_model: SpamModel | None = None  # the worker's loaded model, or None when it is off
+    spam_model: CheckedSpamModel | None = None  # the worker's loaded model, or None when it is off
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False
 
@@ -174,11 +174,11 @@ class Worker:
         self.org_ids = organization_ids()
         self.sql = Statements(database)
         self.contacts: dict[str, Contact] = {}
-        self._spam_model: SpamModel | None = None
+        self._spam_model: CheckedSpamModel | None = None
         self._spam_loaded = False
 
     @property
-    def spam_model(self) -> SpamModel | None:
+    def spam_model(self) -> CheckedSpamModel | None:
         """The configured spam model, loaded on first use; a broken artifact raises ModelError.
 
         Loading happens before any message is touched (process_pending asks first), so a
@@ -190,6 +190,8 @@ class Worker:
 
             self._spam_model = load_configured_model(self.config)
             self._spam_loaded = True
+            if self._spam_model is not None and self._spam_model.folder is not None:
+                self.parser.spam_folder = str(self._spam_model.folder)
         return self._spam_model
 
     def close(self) -> None:

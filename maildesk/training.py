@@ -7,6 +7,7 @@ model learns from the desk's own mail as well as from the corpus it started with
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,7 +47,30 @@ def train_spam_command(desk: Desk, data: Path | None, out: Path, now: datetime) 
             f"need both spam and ham to train: {spam} spam, {len(examples) - spam} ham "
             "(give --data, or label mail with quarantine release / #spam / #notspam)"
         )
-    trained = train_spam(examples)
+    source = (
+        f"{len(examples) - len(corrections)} labelled messages from {data} (label from truth.json, "
+        "labels.csv or the folder names)"
+        if data is not None
+        else "no --data"
+    ) + f"; {len(corrections)} messages labelled by people at the desk (quarantine release, #spam, #notspam)"
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc="train spam", unit="step", file=sys.stderr)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar.set_description(f"train spam: {stage}")
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+    try:
+        trained = train_spam(examples, source=source, now=now, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     folder = out / "spam"
     save_spam(trained, folder)
     m = trained.metrics

@@ -82,7 +82,12 @@ def test_training_on_a_subset_gives_sane_cross_validated_figures(tmp_path: Path)
     assert 0.0 < trained.model.threshold < 1.0
 
     manifest = save_spam(trained, tmp_path / "out")
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"spam.skops", "spam.json", "MODEL_CARD.md"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {
+        "spam.skops",
+        "spam.weights.npz",
+        "spam.json",
+        "MODEL_CARD.md",
+    }
     on_disk = json.loads((tmp_path / "out" / "spam.json").read_text())
     assert on_disk == manifest
     assert on_disk["kind"] == "spam" and on_disk["threshold"] == trained.model.threshold
@@ -117,7 +122,10 @@ def test_committed_model_scores_spam_over_ham_with_reasons(model: SpamModel) -> 
 
 def test_score_many_matches_score(model: SpamModel) -> None:
     raws = [KNOWN_SPAM.read_bytes(), KNOWN_HAM.read_bytes(), SPAM_MESSAGE, b""]
-    assert model.score_many(raws) == [model.score(raw) for raw in raws]
+    # score() computes from the weights directly; the pipeline's predict_proba agrees to rounding
+    for many, one in zip(model.score_many(raws), [model.score(raw) for raw in raws], strict=True):
+        assert many.probability == pytest.approx(one.probability, abs=1e-12)
+        assert many.reasons == one.reasons
     assert model.score_many([]) == []
 
 
@@ -301,3 +309,40 @@ def test_feature_extraction_never_raises_on_mail_like_bytes(parts: list[bytes]) 
 def test_scoring_never_raises_on_arbitrary_bytes(model: SpamModel, raw: bytes) -> None:
     score = model.score(raw)
     assert 0.0 <= score.probability <= 1.0
+
+
+def test_the_checked_model_scores_exactly_as_the_pipeline_without_importing_sklearn() -> None:
+    import subprocess
+    import sys
+
+    from maildesk.classifier.handle import CheckedSpamModel
+
+    files = sorted((CORPORA / "spamassassin-2002").glob("*/*"))[::25]
+    raws = [p.read_bytes() for p in files]
+    checked = CheckedSpamModel(MODEL)
+    reference = SpamModel.load(MODEL).score_many(raws)
+    for fast, slow in zip((checked.score(r) for r in raws), reference, strict=True):
+        assert abs(fast.probability - slow.probability) < 1e-9
+        assert fast.reasons == slow.reasons
+    # a process that only scores never imports scikit-learn (over a second of start-up)
+    code = (
+        "import sys; from pathlib import Path; from maildesk.classifier.handle import CheckedSpamModel; "
+        f"CheckedSpamModel(Path({str(MODEL)!r})).score(b'Subject: hi\\n\\nhello'); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_tampered_weights_are_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from maildesk.classifier.handle import CheckedSpamModel
+
+    copy = tmp_path / "spam"
+    shutil.copytree(MODEL, copy)
+    data = bytearray((copy / "spam.weights.npz").read_bytes())
+    data[100] ^= 0x01
+    (copy / "spam.weights.npz").write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"weights .* do not match"):
+        CheckedSpamModel(copy)

@@ -18,10 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import sklearn
-import skops
-import skops.io
-
 from maildesk.errors import MaildeskError
 
 # Every type a maildesk model may contain beyond what skops trusts by default is named here;
@@ -57,6 +53,9 @@ def _major_minor(version: str) -> str:
 
 def versions() -> dict[str, str]:
     """The software versions a manifest records, as they are in this process."""
+    import sklearn
+    import skops
+
     return {
         "scikit-learn": sklearn.__version__,
         "skops": skops.__version__,
@@ -74,8 +73,11 @@ def save(
     metrics: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
     created: datetime | None = None,
+    arrays: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write `<name>.skops` and `<name>.json` (the manifest) into folder; returns the manifest."""
+    import skops.io
+
     folder.mkdir(parents=True, exist_ok=True)
     artifact = folder / f"{name}.skops"
     # write beside and rename, so a crash never leaves a half-written model under the real name
@@ -93,6 +95,15 @@ def save(
         "metrics": dict(metrics),
         **dict(extra or {}),
     }
+    if arrays:
+        # the fitted numbers alone, for processes that score without loading scikit-learn;
+        # plain arrays in an .npz, read with allow_pickle=False, checked by their own sha256
+        import numpy as np
+
+        weights = folder / f"{name}.weights.npz"
+        with open(weights, "wb") as handle:
+            np.savez_compressed(handle, **dict(arrays))
+        manifest["weights"] = {"file": weights.name, "sha256": _sha256(weights)}
     (folder / f"{name}.json").write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     return manifest
 
@@ -111,13 +122,14 @@ def read_manifest(folder: Path, name: str, retrain: str) -> dict[str, Any]:
     return manifest
 
 
-def load(folder: Path, *, name: str, kind: str, feature_format: int, retrain: str) -> tuple[Any, dict]:
-    """Load `<name>.skops` after checking its manifest; `retrain` is the command the errors suggest.
+def verify(folder: Path, *, name: str, kind: str, feature_format: int, retrain: str) -> dict[str, Any]:
+    """Check a model's manifest, software version and checksum without loading it.
 
-    Checks, in order: the manifest's kind and feature format, the scikit-learn major.minor
-    version (estimators are not portable across them), the file's sha256, and then that the
-    file holds only trusted types.
+    Cheap (no scikit-learn import), so a process can refuse a tampered or incompatible model
+    at start-up and leave the loading to whichever process scores with it.
     """
+    from importlib.metadata import version
+
     manifest = read_manifest(folder, name, retrain)
     if manifest.get("kind") != kind:
         raise ModelError(f"{folder} holds a {manifest.get('kind')!r} model, not {kind!r}")
@@ -127,10 +139,11 @@ def load(folder: Path, *, name: str, kind: str, feature_format: int, retrain: st
             f"this maildesk extracts format {feature_format}: retrain it with `{retrain}`"
         )
     saved = str(manifest.get("versions", {}).get("scikit-learn", "unknown"))
-    if _major_minor(saved) != _major_minor(sklearn.__version__):
+    installed = version("scikit-learn")
+    if _major_minor(saved) != _major_minor(installed):
         raise ModelError(
             f"the {kind} model in {folder} was trained with scikit-learn {saved}, "
-            f"this is scikit-learn {sklearn.__version__}: retrain it with `{retrain}`"
+            f"this is scikit-learn {installed}: retrain it with `{retrain}`"
         )
     artifact = folder / str(manifest.get("artifact", f"{name}.skops"))
     if artifact.parent != folder or not artifact.is_file():
@@ -142,6 +155,41 @@ def load(folder: Path, *, name: str, kind: str, feature_format: int, retrain: st
             f"expected {str(manifest.get('sha256'))[:12]}...): it was changed or damaged; "
             f"retrain it with `{retrain}`"
         )
+    weights = manifest.get("weights")
+    if weights is not None:
+        path = folder / str(weights.get("file", ""))
+        if path.parent != folder or not path.is_file() or _sha256(path) != weights.get("sha256"):
+            raise ModelError(
+                f"model weights {path} are missing or do not match the manifest: retrain it with `{retrain}`"
+            )
+    return manifest
+
+
+def load_arrays(folder: Path, manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The arrays `save` wrote beside a model `verify` accepted, or None when it has none."""
+    import numpy as np
+
+    weights = manifest.get("weights")
+    if not weights:
+        return None
+    try:
+        with np.load(folder / str(weights["file"]), allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"model weights in {folder} cannot be read ({exc})") from None
+
+
+def load(folder: Path, *, name: str, kind: str, feature_format: int, retrain: str) -> tuple[Any, dict]:
+    """Load `<name>.skops` after `verify`; `retrain` is the command the errors suggest.
+
+    Checks, in order: the manifest's kind and feature format, the scikit-learn major.minor
+    version (estimators are not portable across them), the file's sha256, and then that the
+    file holds only trusted types.
+    """
+    import skops.io
+
+    manifest = verify(folder, name=name, kind=kind, feature_format=feature_format, retrain=retrain)
+    artifact = folder / str(manifest.get("artifact", f"{name}.skops"))
     try:
         untrusted = skops.io.get_untrusted_types(file=artifact)
         unknown = sorted(set(untrusted) - set(TRUSTED_TYPES))

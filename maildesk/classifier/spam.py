@@ -36,11 +36,12 @@ from email.message import Message
 from pathlib import Path
 from typing import Any, Final
 
+import mmh3
 import numpy as np
-from sklearn.utils import murmurhash3_32
 
 from maildesk.classifier import artifact
 from maildesk.classifier.artifact import ModelError
+from maildesk.classifier.handle import FEATURE_FORMAT, KIND, RETRAIN
 from maildesk.errors import UserError
 
 __all__ = [
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 # Bump when any token below changes meaning: models trained on another format are refused.
-FEATURE_FORMAT = 1
 
 MAX_RAW_BYTES = 512 * 1024  # the parser never sees more of a message than this
 MAX_TEXT_CHARS = 100_000  # decoded body text read for words
@@ -549,8 +549,6 @@ def reasons_for(contributions: Sequence[tuple[str, float]]) -> tuple[str, ...]:
 
 # --- the model -------------------------------------------------------------------------------
 
-KIND: Final = "spam"
-RETRAIN: Final = "maildesk train spam"
 HAM_FP_TARGET: Final = 0.003  # at most this share of ham over the threshold, out of fold
 N_FEATURES: Final = 2**18
 FOLDS: Final = 5
@@ -565,6 +563,53 @@ class SpamScore:
     reasons: tuple[str, ...]
 
 
+class LinearScorer:
+    """The fitted model as plain numbers: hashed-feature weights, intercept and Platt sigmoid.
+
+    Scores exactly as the pipeline's predict_proba (a test holds them equal) with numpy alone,
+    so a process that only scores never imports scikit-learn, and a single message costs no
+    pipeline overhead.
+    """
+
+    def __init__(self, coef: np.ndarray, intercept: float, a: float, b: float) -> None:
+        self.coef = np.asarray(coef, dtype=np.float64).ravel()
+        self.n_features = int(self.coef.shape[0])
+        self.intercept, self.a, self.b = float(intercept), float(a), float(b)
+
+    @classmethod
+    def from_pipeline(cls, pipeline: Any) -> LinearScorer:
+        calibrated = pipeline.named_steps["svm"].calibrated_classifiers_[0]
+        svm = calibrated.estimator
+        if int(pipeline.named_steps["hash"].n_features) != len(svm.coef_[0]):
+            raise ValueError("hasher and classifier disagree on the number of features")
+        # p = 1 / (1 + exp(a * decision + b)): the sigmoid of Platt scaling
+        return cls(svm.coef_[0], np.asarray(svm.intercept_).ravel()[0], calibrated.calibrators[0].a_,
+                   calibrated.calibrators[0].b_)  # fmt: skip
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"coef": self.coef, "params": np.array([self.intercept, self.a, self.b])}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> LinearScorer:
+        intercept, a, b = (float(v) for v in arrays["params"])
+        return cls(arrays["coef"], intercept, a, b)
+
+    def contributions(self, weighted: dict[str, float]) -> list[tuple[str, float]]:
+        # the SVM's score is the sum of value * weight over hashed tokens: each term is one
+        # token's push towards spam (a hash collision shares a weight; rare at 2**18 slots)
+        return [
+            (token, value * self.coef[_hash_index(token, self.n_features)])
+            for token, value in weighted.items()
+        ]
+
+    def score(self, raw: bytes) -> SpamScore:
+        contributions = self.contributions(weigh(extract(raw)))
+        decision = self.intercept + math.fsum(value for _, value in contributions)
+        exponent = self.a * decision + self.b
+        probability = 1.0 / (1.0 + math.exp(exponent)) if exponent < 700 else 0.0
+        return SpamScore(probability=probability, reasons=reasons_for(contributions))
+
+
 class SpamModel:
     """A trained spam model and its decision threshold; scores raw message bytes."""
 
@@ -572,9 +617,8 @@ class SpamModel:
         self.pipeline = pipeline
         self.threshold = float(threshold)
         self.manifest = manifest or {}
-        svm = pipeline.named_steps["svm"].calibrated_classifiers_[0].estimator
-        self._coef = np.asarray(svm.coef_[0], dtype=np.float64)
-        self._n_features = int(pipeline.named_steps["hash"].n_features)
+        self.linear = LinearScorer.from_pipeline(pipeline)
+        self.folder: Path | None = None  # where it was loaded from
 
     @classmethod
     def load(cls, folder: Path) -> SpamModel:
@@ -586,38 +630,34 @@ class SpamModel:
         if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
             raise ModelError(f"the spam model in {folder} has no valid threshold: retrain with `{RETRAIN}`")
         try:
-            return cls(pipeline, float(threshold), manifest)
+            model = cls(pipeline, float(threshold), manifest)
+            model.folder = folder
+            return model
         except (AttributeError, KeyError, IndexError, TypeError) as exc:
             # a file of the right kind and version but another shape (hand-made or from a fork)
             raise ModelError(f"the spam model in {folder} is not a maildesk spam pipeline ({exc})") from None
 
     def score(self, raw: bytes) -> SpamScore:
         """Spam probability and reasons for one raw message (any bytes; never raises on content)."""
-        return self.score_many([raw])[0]
+        return self.linear.score(raw)
 
     def score_many(self, raws: Iterable[bytes]) -> list[SpamScore]:
-        """score() for many messages at once: one vectorised model call, so several times faster."""
+        """score() for many messages, through the pipeline's own predict_proba (the reference)."""
         weighted = [weigh(extract(raw)) for raw in raws]
         if not weighted:
             return []
         probabilities = self.pipeline.predict_proba(weighted)[:, 1]
         return [
-            SpamScore(probability=float(p), reasons=reasons_for(self._contributions(w)))
+            SpamScore(probability=float(p), reasons=reasons_for(self.linear.contributions(w)))
             for p, w in zip(probabilities, weighted, strict=True)
-        ]
-
-    def _contributions(self, weighted: dict[str, float]) -> list[tuple[str, float]]:
-        # the SVM's score is the sum of value * weight over hashed tokens: each term is one
-        # token's push towards spam (a hash collision shares a weight; rare at 2**18 slots)
-        return [
-            (token, value * self._coef[_hash_index(token, self._n_features)])
-            for token, value in weighted.items()
         ]
 
 
 def _hash_index(token: str, n_features: int) -> int:
     # the index FeatureHasher gives a string feature (sklearn/feature_extraction/_hashing_fast.pyx)
-    h = murmurhash3_32(token, seed=0, positive=False)
+    # mmh3's signed 32-bit MurmurHash3 of the UTF-8 bytes is sklearn's murmurhash3_32(positive=False);
+    # using it keeps scikit-learn (over a second to import) out of processes that only score
+    h = mmh3.hash(token, 0, signed=True)
     if h == -(2**31):
         return (2**31 - 1 - (n_features - 1)) % n_features
     return abs(h) % n_features
@@ -762,6 +802,7 @@ def save_spam(trained: TrainedSpam, folder: Path) -> dict[str, Any]:
         feature_format=FEATURE_FORMAT,
         metrics=trained.metrics,
         created=trained.created,
+        arrays=trained.model.linear.arrays(),
         extra={
             "threshold": trained.model.threshold,
             "training": {

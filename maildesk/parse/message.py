@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import mailparser
 from mailparser.exceptions import MailParserError
@@ -105,6 +106,8 @@ class ParsedMail:
     headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     defects: tuple[str, ...] = ()
     size: int = 0
+    # the spam model's SpamScore, when the parser pool scored the message beside parsing it
+    spam: Any = None
 
     def header(self, name: str) -> str:
         """The first value of a header, decoded, or ""."""

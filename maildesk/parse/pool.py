@@ -8,6 +8,7 @@ message that makes the parser spin past `timeout` seconds is reported as a Parse
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -15,7 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from maildesk.config import LimitsConfig
 from maildesk.errors import ParseError
@@ -42,8 +46,54 @@ def parse_safely(raw: bytes, limits: LimitsConfig, now: datetime) -> Result:
         return ParseError(f"parser failed: {type(exc).__name__}: {exc}")
 
 
-def _ready() -> bool:
-    # importing this module in the child is the start-up worth doing early
+_MODELS: dict[str, Any] = {}  # per parser process: the spam model, loaded once
+
+
+def prepare(raw: bytes, limits: LimitsConfig, now: datetime, spam_folder: str | None) -> Result:
+    """parse_safely(), and the spam model's score beside it while the message is in this process.
+
+    Scoring here spreads the model's cost over every core with the parsing; a message the
+    screen decides before the spam rule (list mail, bounces) simply does not use its score.
+    Any failure leaves the score out, and the spam rule scores in the worker, where a broken
+    model is reported properly.
+    """
+    result = parse_safely(raw, limits, now)
+    if spam_folder is None or not isinstance(result, ParsedMail) or _decided_before_spam(result):
+        return result
+    try:
+        return replace(result, spam=_model(spam_folder).score(raw))
+    except Exception:
+        return result
+
+
+def _decided_before_spam(mail: ParsedMail) -> bool:
+    # the screen's auto-reply and bounce rules run before the spam rule and need no database:
+    # mail they will decide (list mail is most of some mailboxes) is not worth scoring
+    from maildesk.screen.autoreply import detect
+    from maildesk.screen.bounce import looks_like_bounce
+
+    sender = mail.sender.email if mail.sender else ""
+    return bool(detect(mail.headers, mail.subject, sender)) or looks_like_bounce(
+        mail.headers, sender, mail.subject
+    )
+
+
+def _model(folder: str) -> Any:
+    model = _MODELS.get(folder)
+    if model is None:
+        from maildesk.classifier.handle import CheckedSpamModel
+
+        model = _MODELS[folder] = CheckedSpamModel(Path(folder))
+    return model
+
+
+def _ready(spam_folder: str | None = None) -> bool:
+    # importing this module (and loading the spam model) in the child is the start-up worth
+    # doing early, while the first batch is being spooled
+    if spam_folder is not None:
+        # a failure is reported where it matters: the worker loads the same model and says why
+        with contextlib.suppress(Exception):
+            _model(spam_folder)
     return True
 
 
@@ -54,6 +104,7 @@ class ParsePool:
         self.timeout = timeout
         # below this many messages a batch is parsed in the calling process (see MIN_PARALLEL)
         self.min_parallel = MIN_PARALLEL
+        self.spam_folder: str | None = None  # set by the worker: the pool scores spam beside parsing
         self._executor: ProcessPoolExecutor | None = None
 
     def parse_all(self, raws: list[bytes], now: datetime) -> list[Result]:
@@ -67,7 +118,9 @@ class ParsePool:
         if self.processes <= 1 or len(raws) < self.min_parallel:
             return lambda: [parse_safely(raw, self.limits, now) for raw in raws]
         executor = self._pool()
-        futures: list[Future[Result]] = [executor.submit(parse_safely, raw, self.limits, now) for raw in raws]
+        futures: list[Future[Result]] = [
+            executor.submit(prepare, raw, self.limits, now, self.spam_folder) for raw in raws
+        ]
         return lambda: self._collect(raws, futures, now)
 
     def _collect(self, raws: list[bytes], futures: list[Future[Result]], now: datetime) -> list[Result]:
@@ -97,7 +150,7 @@ class ParsePool:
         if self.processes > 1:
             executor = self._pool()
             for _ in range(self.processes):
-                executor.submit(_ready)
+                executor.submit(_ready, self.spam_folder)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self._executor is None:

@@ -42,6 +42,16 @@ def run(ctx: MailContext) -> Verdict:
         return CONTINUE
     if mail.sender is None or ctx.config.agent(mail.sender.email):
         return CONTINUE  # an agent opening a ticket for a customer is not acknowledged
+    if ctx.verdict.kind != "normal":
+        return CONTINUE  # automatic mail is never answered; its event on the ticket says what it was
+    reason = policy.refusal(mail.sender.email, ctx.config, ctx.now)
+    if reason is not None:
+        ctx.sql.insert(
+            Event,
+            {"ticket": ticket.id, "at": naive_utc(ctx.now), "kind": "acknowledgement_skipped",
+             "detail": reason[:4000], "actor": "maildesk"},
+        )  # fmt: skip
+        return CONTINUE
     try:
         # a savepoint of its own: an acknowledgement that cannot be made must not cost the ticket
         with ticket._meta.database.atomic():
@@ -62,10 +72,6 @@ def _acknowledge(ctx: MailContext) -> None:
     mail, ticket = ctx.parsed, ctx.ticket
     assert mail is not None and mail.sender is not None and ticket is not None
     now = naive_utc(ctx.now)
-    reason = policy.refusal(mail.sender.email, ctx.config, ctx.now, ctx.verdict.kind)
-    if reason is not None:
-        Event.create(ticket=ticket, at=now, kind="acknowledgement_skipped", detail=reason, actor="maildesk")
-        return
     ref = ctx.ticket_ref
     subject = f"[{ref}] {mail.subject or '(no subject)'}"
     message = build(

@@ -10,8 +10,10 @@ system that rewrites everything we recognise.
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from peewee import fn
 
 from maildesk.clock import naive_utc
 from maildesk.tickets.store.models import Message, OutboundMail
@@ -28,7 +30,7 @@ def check(ctx: MailContext) -> Verdict | None:
     ours = config.desk_addresses
     loops = [value.strip().strip("<>").lower() for value in mail.headers.get("x-loop", ())]
     reasons = [f"X-Loop: {value} is our own marker" for value in loops if value in ours]
-    if not mail.synthetic_id and OutboundMail.get_or_none(OutboundMail.message_id == mail.message_id):
+    if not mail.synthetic_id and ctx.sql.query("sent-by-id", _sent, [mail.message_id]):
         reasons.append(f"Message-ID <{mail.message_id}> is one we sent")
     sender = mail.sender.email.lower() if mail.sender else ""
     if sender and config.is_desk_address(sender):
@@ -36,16 +38,11 @@ def check(ctx: MailContext) -> Verdict | None:
     if reasons and not ctx.released:
         return Verdict(Action.QUARANTINE, "loop", tuple(reasons))
     if sender:
+        # counted by when the messages were written, not when they reached us: importing a
+        # year of someone's mail at once is no flood, a responder answering itself is
         window = config.screen.sender_window
-        since = naive_utc(ctx.now) - window
-        recent = (
-            Message.select()
-            .where(
-                (Message.from_addr == sender) & (Message.arrived_at >= since) & (Message.direction == "in")
-            )
-            .limit(config.screen.sender_limit + 1)
-            .count()
-        )
+        until = naive_utc(mail.date or ctx.now)
+        ((recent,),) = ctx.sql.query("recent-from", _recent, [sender, until - window, until, "in"])
         if recent >= config.screen.sender_limit:
             return Verdict(
                 Action.RECORD_ONLY,
@@ -53,6 +50,21 @@ def check(ctx: MailContext) -> Verdict | None:
                 (f"{sender} sent more than {config.screen.sender_limit} messages within {_human(window)}",),
             )
     return None
+
+
+# rendered once by the worker's Statements: these run for every message
+def _sent(_: int) -> Any:
+    return OutboundMail.select(OutboundMail.id).where(OutboundMail.message_id == "x").limit(1)
+
+
+def _recent(_: int) -> Any:
+    written = fn.COALESCE(Message.date, Message.arrived_at)
+    return Message.select(fn.COUNT(Message.id)).where(
+        (Message.from_addr == "x")
+        & (written >= datetime(2000, 1, 1))
+        & (written <= datetime(2000, 1, 1))
+        & (Message.direction == "in")
+    )
 
 
 def _human(window: timedelta) -> str:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from maildesk.errors import UserError
 
 if TYPE_CHECKING:
-    from maildesk.classifier.spam import SpamModel
+    from maildesk.classifier.handle import CheckedSpamModel
     from maildesk.config import Config
     from maildesk.parse.message import ParsedMail
     from maildesk.pipeline import MailContext, Verdict
@@ -35,7 +35,7 @@ _DOMAIN_PROPERTY = re.compile(
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def load_configured_model(config: Config) -> SpamModel | None:
+def load_configured_model(config: Config) -> CheckedSpamModel | None:
     """The model `screen.spam_model` names, or None when it is turned off or not installed.
 
     A relative path is looked up next to the config file, in the working directory, then in
@@ -51,9 +51,9 @@ def load_configured_model(config: Config) -> SpamModel | None:
         candidates = [base / name for base in bases if base is not None]
     for folder in candidates:
         if folder.is_dir():
-            from maildesk.classifier.spam import SpamModel
+            from maildesk.classifier.handle import CheckedSpamModel
 
-            return SpamModel.load(folder)
+            return CheckedSpamModel(folder)
     if name != "models/spam":
         raise UserError(f"config key screen.spam_model: no model at {name!r}")
     log.warning("no spam model installed (models/spam): screening with header signals and lists only")
@@ -79,7 +79,7 @@ def check(ctx: MailContext) -> Verdict | None:
     upstream = upstream_verdict(mail) if config.screen.trust_upstream else None
     score = None
     if ctx.spam_model is not None:
-        scored = ctx.spam_model.score(ctx.raw)
+        scored = mail.spam if mail.spam is not None else ctx.spam_model.score(ctx.raw)
         score = ctx.spam_score = scored.probability
         threshold = config.screen.spam_threshold or ctx.spam_model.threshold
         if forged:
