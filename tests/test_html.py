@@ -149,10 +149,14 @@ def _recursion_limit(limit: int) -> Iterator[None]:
         sys.setrecursionlimit(old)
 
 
-def _seconds(function: Callable[[str], object], html: str) -> float:
-    start = time.perf_counter()
-    function(html)
-    return time.perf_counter() - start
+def _seconds(function: Callable[[str], object], html: str, tries: int = 3) -> float:
+    # the best of a few runs: a busy machine (CI neighbours) can stall any single one
+    best = float("inf")
+    for _ in range(tries):
+        start = time.perf_counter()
+        function(html)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def _ordinary_html(size: int) -> str:
