@@ -85,6 +85,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("kind", choices=["spam", "issue-type", "team"])
     train.add_argument("--data", type=Path, help="labelled mail: a folder, a corpus or a CSV")
     train.add_argument("--out", type=Path, default=Path("models"), help="where models go (default models/)")
+
+    evaluate = commands.add_parser("evaluate", help="score a model on labelled data it never saw")
+    evaluate.add_argument("kind", choices=["issue-type", "team"])
+    evaluate.add_argument("--data", type=Path, required=True, help="a folder of .eml with labels, or a CSV")
+    evaluate.add_argument(
+        "--model", type=Path, default=Path("models"), help="the model folder (default models/)"
+    )
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument(
+        "--png", type=Path, help="where the confusion matrix goes (default KIND-confusion.png)"
+    )
     return parser
 
 
@@ -137,6 +148,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _classify(desk, args, now)
         if args.command == "train":
             return _train(desk, args, now)
+        if args.command == "evaluate":
+            return _evaluate(args)
         raise UserError(f"unknown command {args.command}")
     finally:
         desk.close()
@@ -290,11 +303,33 @@ def _classify(desk: Any, args: argparse.Namespace, now: datetime) -> int:
 
 
 def _train(desk: Any, args: argparse.Namespace, now: datetime) -> int:
-    if args.kind != "spam":
-        raise UserError(f"training {args.kind} models is not available yet")
-    from maildesk.training import train_spam_command
+    from maildesk.training import train_spam_command, train_text_command
 
-    print(train_spam_command(desk, args.data, args.out, now))
+    if args.kind == "spam":
+        print(train_spam_command(desk, args.data, args.out, now))
+    else:
+        print(train_text_command(desk, args.kind, args.data, args.out))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from maildesk.classifier.text import TextModel, evaluate, load_data, plot_confusion
+
+    model = TextModel.load(args.model, args.kind)
+    texts, labels = load_data(args.data)
+    result = evaluate(model, texts, labels)
+    png = plot_confusion(result, args.png or Path(f"{args.kind}-confusion.png"), args.kind)
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("n", "accuracy", "macro_f1", "per_class", "confusion")}))
+        return 0
+    print(
+        f"{args.kind}: n={result['n']}, accuracy {result['accuracy']:.3f}, macro-F1 {result['macro_f1']:.3f}"
+    )
+    for label, m in result["per_class"].items():
+        print(
+            f"  {label:<24} P {m['precision']:.3f}  R {m['recall']:.3f}  F1 {m['f1']:.3f}  n={m['support']}"
+        )
+    print(f"confusion matrix: {png}")
     return 0
 
 

@@ -188,6 +188,29 @@ class RespondConfig:
 
 
 @dataclass(frozen=True)
+class ClassifyConfig:
+    """The issue-type and team models, and how sure they must be to be believed."""
+
+    issue_type_model: str = "models/issue-type"  # "" turns it off: tickets stay unclassified
+    min_confidence: float = 0.5  # below this a ticket is left `unclassified` for a person
+    team_model: str = "models/team"  # used only when no routing rule decides; "" turns it off
+    team_min_confidence: float = 0.6
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """One [[routing]] rule: every condition given must hold; the first rule that matches wins."""
+
+    team: str
+    tier: int = 1
+    organization: str = ""
+    domains: tuple[str, ...] = ()
+    issue_types: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+    account_manager: bool = False  # assign to the organisation's account manager (config changes)
+
+
+@dataclass(frozen=True)
 class LimitsConfig:
     """Bounds that keep one hostile message from exhausting memory or time."""
 
@@ -216,6 +239,9 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     screen: ScreenConfig = ScreenConfig()
     respond: RespondConfig = RespondConfig()
+    classify: ClassifyConfig = ClassifyConfig()
+    routing: tuple[RoutingRule, ...] = ()
+    assignment: str = "round-robin"  # round-robin, least-open or none
     source: Path | None = None
 
     def is_desk_address(self, address: str) -> bool:
@@ -374,7 +400,7 @@ def _array(data: dict[str, Any], name: str) -> list[_Section]:
 def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     """Validate a TOML document already read into a dict."""
     top = _Section("", data)
-    top.known.update({"imap", "teams", "agents", "organizations"})
+    top.known.update({"imap", "teams", "agents", "organizations", "routing", "assignment"})
 
     d = _Section("desk", top.get("desk", {}, dict))
     desk = DeskConfig(
@@ -508,6 +534,37 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         )
         sec.finish()
 
+    org_names = {o.name for o in organizations}
+    routing = []
+    for sec in _array(data, "routing"):
+        team = sec.get("team", "")
+        if team not in team_names:
+            raise ConfigError(sec.key("team"), f"{team!r} is not one of the [[teams]]")
+        organization = sec.get("organization", "")
+        if organization and organization not in org_names:
+            raise ConfigError(
+                sec.key("organization"), f"{organization!r} is not one of the [[organizations]]"
+            )
+        issue_types = sec.strings("issue_types", ())
+        for issue_type in issue_types:
+            if issue_type not in ("Service Request", "Information Request", "Problem", "Incident"):
+                raise ConfigError(sec.key("issue_types"), f"{issue_type!r} is not an issue type")
+        tier = sec.get("tier", 1)
+        if tier not in (1, 2, 3):
+            raise ConfigError(sec.key("tier"), "must be 1, 2 or 3")
+        routing.append(
+            RoutingRule(
+                team=team,
+                tier=tier,
+                organization=organization,
+                domains=tuple(d.lower().lstrip("@") for d in sec.strings("domains", ())),
+                issue_types=issue_types,
+                keywords=tuple(k.lower() for k in sec.strings("keywords", ())),
+                account_manager=sec.get("account_manager", False),
+            )
+        )
+        sec.finish()
+
     h = _Section("hours", top.get("hours", {}, dict))
     tz = h.get("timezone", HoursConfig.timezone)
     try:
@@ -555,6 +612,18 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         same_organization=t.get("same_organization", True),
     )
     t.finish()
+
+    cl = _Section("classify", top.get("classify", {}, dict))
+    classify = ClassifyConfig(
+        issue_type_model=cl.get("issue_type_model", ClassifyConfig.issue_type_model),
+        min_confidence=cl.get("min_confidence", ClassifyConfig.min_confidence, _probability),
+        team_model=cl.get("team_model", ClassifyConfig.team_model),
+        team_min_confidence=cl.get("team_min_confidence", ClassifyConfig.team_min_confidence, _probability),
+    )
+    cl.finish()
+    assignment = top.get("assignment", "round-robin")
+    if assignment not in ("round-robin", "least-open", "none"):
+        raise ConfigError("assignment", "must be round-robin, least-open or none")
 
     sc = _Section("screen", top.get("screen", {}, dict))
     screen = ScreenConfig(
@@ -604,6 +673,9 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         limits=limits,
         screen=screen,
         respond=respond,
+        classify=classify,
+        routing=tuple(routing),
+        assignment=assignment,
         source=source,
     )
 

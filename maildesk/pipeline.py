@@ -25,6 +25,7 @@ from maildesk.spool import Spool
 
 if TYPE_CHECKING:
     from maildesk.classifier.handle import CheckedSpamModel
+    from maildesk.classifier.text import TextModel
     from maildesk.parse.message import ParsedMail
     from maildesk.screen.bounce import Bounce
     from maildesk.threader import ThreadDecision
@@ -80,6 +81,8 @@ class MailContext:
     bounce: Bounce | None = None  # what the bounce rule read from a delivery report
     spam_score: float | None = None  # the spam model's probability, when it ran
     spam_model: CheckedSpamModel | None = None  # the worker's loaded model, or None when it is off
+    issue_model: TextModel | None = None  # the issue-type model, or None: tickets stay unclassified
+    team_model: TextModel | None = None
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False
 
@@ -103,9 +106,9 @@ Stage = Callable[[MailContext], Verdict]
 
 def _stages() -> tuple[Stage, ...]:
     # imported here so that `maildesk --help` does not pay for scikit-learn and mail-parser
-    from maildesk import agents, parse, respond, screen, threader, tickets
+    from maildesk import agents, parse, respond, routing, screen, threader, tickets
 
-    return (parse.run, screen.run, threader.run, tickets.record, agents.run, respond.run)
+    return (parse.run, screen.run, threader.run, tickets.record, routing.run, agents.run, respond.run)
 
 
 @dataclass
@@ -176,6 +179,15 @@ class Worker:
         self.contacts: dict[str, Contact] = {}
         self._spam_model: CheckedSpamModel | None = None
         self._spam_loaded = False
+        self._text_models: dict[str, TextModel | None] = {}
+
+    def text_model(self, kind: str) -> TextModel | None:
+        """The configured issue-type or team model, loaded on first use (None when off or absent)."""
+        if kind not in self._text_models:
+            from maildesk.classifier.loading import load_text_model
+
+            self._text_models[kind] = load_text_model(self.config, kind)
+        return self._text_models[kind]
 
     @property
     def spam_model(self) -> CheckedSpamModel | None:
@@ -208,7 +220,8 @@ class Worker:
         Returns how many messages were taken; `on_outcome` hears what became of each.
         """
         report = _Reporter(on_outcome)
-        _ = self.spam_model  # a broken model stops here, before any message is taken
+        # a broken model stops here, before any message is taken
+        _ = self.spam_model, self.text_model("issue-type"), self.text_model("team")
 
         def batches() -> Iterator[list[tuple[InboundMail, bytes]]]:
             after = 0
@@ -275,6 +288,8 @@ class Worker:
             org_ids=self.org_ids,
             contacts=self.contacts,
             spam_model=self.spam_model,
+            issue_model=self.text_model("issue-type"),
+            team_model=self.text_model("team"),
             sql=self.sql,
         )
         stage_name = ""

@@ -79,3 +79,69 @@ def train_spam_command(desk: Desk, data: Path | None, out: Path, now: datetime) 
         f"cross-validated F1 {m['f1']:.3f}, precision {m['precision']:.3f}, recall {m['recall']:.3f}, "
         f"ham false positives {m['ham_fp_rate']:.2%}; written to {folder}"
     )
+
+
+def text_labels(kind: str) -> tuple[list[str], list[str]]:
+    """Texts and labels agents gave at the desk (`#type`, `maildesk tickets label`), latest first wins."""
+    from maildesk.classifier.text import ticket_text
+    from maildesk.tickets.store.models import Message
+
+    latest: dict[int, str] = {}
+    for label in Label.select().where((Label.kind == kind) & Label.ticket.is_null(False)).order_by(Label.id):
+        if label.ticket_id is not None:
+            latest[label.ticket_id] = label.value
+    texts, labels = [], []
+    for ticket_id, value in latest.items():
+        first = (
+            Message.select(Message.subject, Message.text)
+            .where((Message.ticket == ticket_id) & (Message.direction == "in") & (Message.kind == "customer"))
+            .order_by(Message.id)
+            .first()
+        )
+        if first is not None:
+            texts.append(ticket_text(first.subject, first.text))
+            labels.append(value)
+    return texts, labels
+
+
+def train_text_command(desk: Desk, kind: str, data: Path | None, out: Path) -> str:
+    from maildesk.classifier.text import check_labels, load_data, save_text, train_text
+
+    texts: list[str] = []
+    labels: list[str] = []
+    if data is not None:
+        if not data.exists():
+            raise UserError(f"--data {data}: no such file or folder")
+        texts, labels = load_data(data)
+    agent_texts, agent_labels = text_labels(kind)
+    texts += agent_texts
+    labels += agent_labels
+    check_labels(kind, labels)
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc=f"train {kind}", total=3, unit="step", file=sys.stderr)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar.set_description(f"train {kind}: {stage}")
+            bar.n = done
+            bar.refresh()
+
+    source = (f"{len(texts) - len(agent_texts)} labelled examples from {data}; " if data else "") + (
+        f"{len(agent_texts)} tickets labelled by agents at the desk"
+    )
+    try:
+        trained = train_text(kind, texts, labels, source=source, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    save_text(trained, out)
+    held = trained.metrics["held_out"]
+    return (
+        f"trained {kind} on {len(texts)} examples ({len(agent_texts)} from agents) "
+        f"in {trained.seconds:.1f} s; "
+        f"held-out fifth: macro-F1 {held.get('macro_f1', 0):.3f}, accuracy {held.get('accuracy', 0):.3f} "
+        f"(n={held.get('n', 0)}); written to {out / kind}"
+    )

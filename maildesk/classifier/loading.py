@@ -1,0 +1,42 @@
+"""Finding the configured issue-type and team models, as the spam rule finds its model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from maildesk.errors import UserError
+
+if TYPE_CHECKING:
+    from maildesk.classifier.text import TextModel
+    from maildesk.config import Config
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def load_text_model(config: Config, kind: str) -> TextModel | None:
+    """The `kind` model the config names, or None when it is off, or absent at its default path.
+
+    A relative path is looked up next to the config file, in the working directory, then in
+    the project that ships `models/`. A model that is there but tampered with or incompatible
+    raises ModelError.
+    """
+    name = config.classify.issue_type_model if kind == "issue-type" else config.classify.team_model
+    if not name:
+        return None
+    candidates = [Path(name)]
+    if not Path(name).is_absolute():
+        bases = [config.source.parent if config.source else None, Path.cwd(), PROJECT_ROOT]
+        candidates = [base / name for base in bases if base is not None]
+    for folder in candidates:
+        if (folder / f"{kind}.json").is_file():
+            from maildesk.classifier.text import TextModel
+
+            return TextModel.load(folder, kind)
+    if name != f"models/{kind}":
+        raise UserError(f"config key classify.{kind.replace('-', '_')}_model: no model at {name!r}")
+    if kind == "issue-type":
+        log.warning("no issue-type model installed (models/issue-type): tickets stay unclassified")
+    return None
