@@ -22,11 +22,12 @@ from maildesk.screen.spam import authentication_failures
 from maildesk.tickets.store.models import Event, Label, Message, Ticket
 
 if TYPE_CHECKING:
+    from maildesk.config import Config
     from maildesk.pipeline import MailContext, Verdict
 
 _COMMAND = re.compile(r"^[ \t]*#([a-z][a-z-]{1,20})\b[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 
-Command = Callable[[Ticket, str, str, datetime], str]
+Command = Callable[[Ticket, str, str, datetime, "Config"], str]
 
 
 def commands_in(text: str) -> list[tuple[str, str]]:
@@ -58,7 +59,7 @@ def run(ctx: MailContext) -> Verdict:
                 actor=agent.address,
             )  # fmt: skip
             continue
-        detail = command(ticket, argument, agent.address, now)
+        detail = command(ticket, argument, agent.address, now, ctx.config)
         Event.create(ticket=ticket, at=now, kind="command", detail=f"#{name}: {detail}", actor=agent.address)
     return CONTINUE
 
@@ -79,14 +80,14 @@ def _label_customer_mail(ticket: Ticket, value: str, actor: str, now: datetime) 
     return len(inbound)
 
 
-def _spam(ticket: Ticket, argument: str, actor: str, now: datetime) -> str:
+def _spam(ticket: Ticket, argument: str, actor: str, now: datetime, config: Config) -> str:
     labelled = _label_customer_mail(ticket, "spam", actor, now)
     ticket.status, ticket.closed_at, ticket.updated_at = "spam", now, now
     ticket.save()
     return f"ticket closed as spam; {labelled} message(s) labelled spam for training"
 
 
-def _notspam(ticket: Ticket, argument: str, actor: str, now: datetime) -> str:
+def _notspam(ticket: Ticket, argument: str, actor: str, now: datetime, config: Config) -> str:
     labelled = _label_customer_mail(ticket, "ham", actor, now)
     reopened = ticket.status == "spam"
     if reopened:
@@ -96,4 +97,40 @@ def _notspam(ticket: Ticket, argument: str, actor: str, now: datetime) -> str:
     return f"{labelled} message(s) labelled not spam for training" + ("; ticket reopened" if reopened else "")
 
 
-COMMANDS: dict[str, Command] = {"spam": _spam, "notspam": _notspam, "not-spam": _notspam, "ham": _notspam}
+def set_issue_type(ticket: Ticket, argument: str, actor: str, now: datetime, config: Config) -> str:
+    """`#type incident`: the issue type a person confirms, kept as a label for retraining."""
+    from maildesk.classifier.text import ISSUE_TYPES
+
+    wanted = " ".join(argument.replace("-", " ").split()).lower()
+    match = next((t for t in ISSUE_TYPES if t.lower() == wanted or t.lower().split()[0] == wanted), None)
+    if match is None:
+        return f"unknown issue type {argument!r}: use {', '.join(ISSUE_TYPES)}"
+    before = ticket.issue_type
+    ticket.issue_type, ticket.type_confidence, ticket.updated_at = match, 1.0, now
+    ticket.save()
+    Label.create(ticket=ticket, kind="issue-type", value=match, source=actor, created_at=now)
+    return f"issue type {before} -> {match} (kept as a label for training)"
+
+
+def set_team(ticket: Ticket, argument: str, actor: str, now: datetime, config: Config) -> str:
+    """`#team Service Desk`: the team a person confirms, kept as a label for the team model."""
+    teams = tuple(t.name for t in config.teams)
+    name = " ".join(argument.split())
+    if teams and name.lower() not in {t.lower() for t in teams}:
+        return f"unknown team {argument!r}: use {', '.join(teams)}"
+    name = next((t for t in teams if t.lower() == name.lower()), name)
+    before = ticket.team or "none"
+    ticket.team, ticket.updated_at = name, now
+    ticket.save()
+    Label.create(ticket=ticket, kind="team", value=name, source=actor, created_at=now)
+    return f"team {before} -> {name} (kept as a label for training)"
+
+
+COMMANDS: dict[str, Command] = {
+    "spam": _spam,
+    "notspam": _notspam,
+    "not-spam": _notspam,
+    "ham": _notspam,
+    "type": set_issue_type,
+    "team": set_team,
+}

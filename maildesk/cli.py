@@ -65,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     show = tickets_commands.add_parser("show", help="one ticket with its messages and events")
     show.add_argument("ref", metavar="REF")
     show.add_argument("--json", action="store_true")
+    label = tickets_commands.add_parser("label", help="confirm or correct a ticket's issue type or team")
+    label.add_argument("ref", metavar="REF")
+    label.add_argument(
+        "--type", dest="issue_type", help="Service Request, Information Request, Problem, Incident"
+    )
+    label.add_argument("--team")
+    label.add_argument("--by", default="cli", help="who says so (kept with the label)")
 
     quarantine = commands.add_parser("quarantine", help="spam and unprocessable mail")
     q_commands = quarantine.add_subparsers(dest="quarantine_command", metavar="ACTION", required=True)
@@ -139,7 +146,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "ingest":
             return _ingest(desk, args, now)
         if args.command == "tickets":
-            return _tickets(desk, args)
+            return _tickets(desk, args, now)
         if args.command == "quarantine":
             return _quarantine(desk, args, now)
         if args.command == "outbox":
@@ -193,8 +200,28 @@ def _ingest(desk: Any, args: argparse.Namespace, now: datetime) -> int:
     return 0
 
 
-def _tickets(desk: Any, args: argparse.Namespace) -> int:
+def _tickets(desk: Any, args: argparse.Namespace, now: datetime) -> int:
     from maildesk.tickets import views
+
+    if args.tickets_command == "label":
+        from maildesk.agents import set_issue_type, set_team
+        from maildesk.clock import naive_utc
+        from maildesk.tickets.store.models import Event
+
+        if not args.issue_type and not args.team:
+            raise UserError("give --type and/or --team")
+        ticket = views.find_ticket(args.ref, desk.config)
+        with desk.database.atomic():
+            for given, command in ((args.issue_type, set_issue_type), (args.team, set_team)):
+                if given:
+                    detail = command(ticket, given, args.by, naive_utc(now), desk.config)
+                    if detail.startswith("unknown"):
+                        raise UserError(detail)
+                    Event.create(
+                        ticket=ticket, at=naive_utc(now), kind="labelled", detail=detail, actor=args.by
+                    )
+                    print(f"{args.ref}: {detail}")
+        return 0
 
     if args.tickets_command == "show":
         ticket = views.find_ticket(args.ref, desk.config)

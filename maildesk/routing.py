@@ -42,7 +42,9 @@ _OUTAGE = re.compile(
 )
 _MANY_AFFECTED = re.compile(
     r"\b(all (?:of )?(?:our |the )?(?:users|staff|employees|colleagues|customers|clients|stores|shops|sites|"
-    r"branches|offices|locations|systems|servers)|every(?:one|body)|no ?one can|nobody can|whole "
+    r"branches|offices|locations|systems|servers)|every(?:one|body)|no ?one can|nobody can|"
+    r"no (?:users?|customers?|clients?|employees?|staff|colleagues?|patients?|drivers?|stores?) "
+    r"(?:can|could)|whole "
     r"(?:team|company|office|site|department|building)|entire (?:team|company|office|site|department)|"
     r"(?:[2-9]\d|\d{3,}) (?:users|people|employees|staff|customers|clients|stores|sites|devices))\b",
     re.IGNORECASE,
