@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
+# loaded models by (folder, checksum): loading takes a second or two, and a verified artifact
+# with the same checksum is the same model, so one process (the test suite, a long `serve`)
+# loads each once; a retrained model has a new checksum and is loaded afresh
+_LOADED: dict[tuple[str, str], TextModel] = {}
 
 
 def load_text_model(config: Config, kind: str) -> TextModel | None:
@@ -32,9 +36,16 @@ def load_text_model(config: Config, kind: str) -> TextModel | None:
         candidates = [base / name for base in bases if base is not None]
     for folder in candidates:
         if (folder / f"{kind}.json").is_file():
-            from maildesk.classifier.text import TextModel
+            from maildesk.classifier import artifact
+            from maildesk.classifier.text import FEATURE_FORMAT, TextModel
 
-            return TextModel.load(folder, kind)
+            manifest = artifact.verify(
+                folder, name=kind, kind=kind, feature_format=FEATURE_FORMAT, retrain=f"maildesk train {kind}"
+            )
+            key = (str(folder.resolve()), str(manifest.get("sha256")))
+            if key not in _LOADED:
+                _LOADED[key] = TextModel.load(folder, kind)
+            return _LOADED[key]
     if name != f"models/{kind}":
         raise UserError(f"config key classify.{kind.replace('-', '_')}_model: no model at {name!r}")
     if kind == "issue-type":
