@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", type=Path, default=Path("models"), help="where models go (default models/)")
 
     evaluate = commands.add_parser("evaluate", help="score a model on labelled data it never saw")
-    evaluate.add_argument("kind", choices=["issue-type", "team"])
+    evaluate.add_argument("kind", choices=["issue-type", "team", "spam"])
     evaluate.add_argument("--data", type=Path, required=True, help="a folder of .eml with labels, or a CSV")
     evaluate.add_argument(
         "--model", type=Path, default=Path("models"), help="the model folder (default models/)"
@@ -340,11 +340,25 @@ def _train(desk: Any, args: argparse.Namespace, now: datetime) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from maildesk.classifier.text import TextModel, evaluate, load_data, plot_confusion
+    from maildesk.classifier.text import TextModel, evaluate, load_data, plot_confusion, scores
 
-    model = TextModel.load(args.model, args.kind)
-    texts, labels = load_data(args.data)
-    result = evaluate(model, texts, labels)
+    if args.kind == "spam":
+        from maildesk.classifier.handle import CheckedSpamModel
+        from maildesk.classifier.spam import load_examples
+
+        folder = args.model / "spam" if (args.model / "spam" / "spam.json").exists() else args.model
+        spam_model = CheckedSpamModel(folder)
+        examples = load_examples(args.data)
+        truth = ["spam" if is_spam else "ham" for _, is_spam in examples]
+        predicted = [
+            "spam" if spam_model.score(raw).probability >= spam_model.threshold else "ham"
+            for raw, _ in examples
+        ]
+        result = scores(truth, predicted, ["ham", "spam"])
+    else:
+        model = TextModel.load(args.model, args.kind)
+        texts, labels = load_data(args.data)
+        result = evaluate(model, texts, labels)
     png = plot_confusion(result, args.png or Path(f"{args.kind}-confusion.png"), args.kind)
     if args.json:
         print(json.dumps({k: result[k] for k in ("n", "accuracy", "macro_f1", "per_class", "confusion")}))

@@ -111,3 +111,20 @@ def test_training_refuses_unknown_issue_types(desk: Desk, tmp_path: Path) -> Non
     data.write_text("text,label\n" + "".join(f"some text {i},Complaint\n" for i in range(20)))
     result = desk.run("train", "issue-type", "--data", str(data), "--out", str(tmp_path / "m"))
     assert result.code == 1 and "unknown issue types ['Complaint']" in result.err
+
+
+def test_evaluate_spam_on_a_labelled_folder(desk: Desk, tmp_path: Path) -> None:
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    truth = {}
+    for kind, source in (("spam", "spam"), ("ham", "easy_ham")):
+        for path in sorted((CORPORA / "spamassassin-2002" / source).iterdir())[:25]:
+            shutil.copy(path, folder / f"{kind}-{path.name}")
+            truth[f"{kind}-{path.name}"] = kind
+    (folder / "truth.json").write_text(json.dumps(truth))
+    result = desk.run("evaluate", "spam", "--data", str(folder), "--model", str(ROOT / "models"), "--json",
+                      "--png", str(tmp_path / "spam.png"))  # fmt: skip
+    assert result.code == 0, result.err
+    shape = json.loads(result.out)
+    assert shape["n"] == 50 and set(shape["per_class"]) == {"ham", "spam"}
+    assert shape["per_class"]["spam"]["precision"] > 0.9

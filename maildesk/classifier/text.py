@@ -157,10 +157,15 @@ def train_text(
 
 def evaluate(model: TextModel, texts: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
     """Per-class precision/recall/F1, macro-F1, accuracy and the confusion matrix."""
+    predicted = [p.label for p in model.predict(list(texts))]
+    return scores(list(labels), predicted, model.labels)
+
+
+def scores(labels: Sequence[str], predicted: Sequence[str], known: Sequence[str] = ()) -> dict[str, Any]:
+    """The figures `maildesk evaluate` prints, for any classifier's predictions."""
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-    predicted = [p.label for p in model.predict(list(texts))]
-    names = sorted(set(labels) | set(predicted) | set(model.labels))
+    names = sorted(set(labels) | set(predicted) | set(known))
     precision, recall, f1, support = precision_recall_fscore_support(
         list(labels), predicted, labels=names, zero_division=0
     )
