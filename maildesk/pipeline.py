@@ -25,7 +25,7 @@ from maildesk.spool import Spool
 
 if TYPE_CHECKING:
     from maildesk.classifier.handle import CheckedSpamModel
-    from maildesk.classifier.text import TextModel
+    from maildesk.classifier.text import PlainTextModel, TextModel
     from maildesk.parse.message import ParsedMail
     from maildesk.screen.bounce import Bounce
     from maildesk.threader import ThreadDecision
@@ -81,8 +81,10 @@ class MailContext:
     bounce: Bounce | None = None  # what the bounce rule read from a delivery report
     spam_score: float | None = None  # the spam model's probability, when it ran
     spam_model: CheckedSpamModel | None = None  # the worker's loaded model, or None when it is off
-    issue_model: TextModel | None = None  # the issue-type model, or None: tickets stay unclassified
-    team_model: TextModel | None = None
+    issue_model: TextModel | PlainTextModel | None = (
+        None  # the issue-type model, or None: tickets stay unclassified
+    )
+    team_model: TextModel | PlainTextModel | None = None
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False
 
@@ -179,9 +181,9 @@ class Worker:
         self.contacts: dict[str, Contact] = {}
         self._spam_model: CheckedSpamModel | None = None
         self._spam_loaded = False
-        self._text_models: dict[str, TextModel | None] = {}
+        self._text_models: dict[str, TextModel | PlainTextModel | None] = {}
 
-    def text_model(self, kind: str) -> TextModel | None:
+    def text_model(self, kind: str) -> TextModel | PlainTextModel | None:
         """The configured issue-type or team model, loaded on first use (None when off or absent)."""
         if kind not in self._text_models:
             from maildesk.classifier.loading import load_text_model

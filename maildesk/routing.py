@@ -21,7 +21,7 @@ from maildesk.clock import naive_utc
 from maildesk.tickets.store.models import Agent, Event, Ticket
 
 if TYPE_CHECKING:
-    from maildesk.classifier.text import TextModel
+    from maildesk.classifier.text import PlainTextModel, TextModel
     from maildesk.config import Config, RoutingRule
     from maildesk.pipeline import MailContext, Verdict
 
@@ -84,7 +84,11 @@ def run(ctx: MailContext) -> Verdict:
 
 
 def decide(
-    config: Config, text: str, sender: str, issue_model: TextModel | None, team_model: TextModel | None
+    config: Config,
+    text: str,
+    sender: str,
+    issue_model: TextModel | PlainTextModel | None,
+    team_model: TextModel | PlainTextModel | None,
 ) -> Triage:
     """The triage of a new ticket from its text and sender (read-only but for assignment counts)."""
     from maildesk.classifier.text import ticket_text

@@ -128,3 +128,31 @@ def test_evaluate_spam_on_a_labelled_folder(desk: Desk, tmp_path: Path) -> None:
     shape = json.loads(result.out)
     assert shape["n"] == 50 and set(shape["per_class"]) == {"ham", "spam"}
     assert shape["per_class"]["spam"]["precision"] > 0.9
+
+
+def test_the_plain_weights_predict_exactly_as_the_pipeline_without_sklearn() -> None:
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from maildesk.classifier import artifact
+    from maildesk.classifier.text import FastPredictor
+
+    folder = ROOT / "models" / "issue-type"
+    manifest = json.loads((folder / "issue-type.json").read_text())
+    plain = FastPredictor.from_arrays(artifact.load_arrays(folder, manifest) or {})
+    reference = TextModel.load(ROOT / "models", "issue-type")
+    texts, _ = load_mail_folder(ISSUE_DATA / "problem-b")
+    texts = [*texts[:60], "", "?!", "Straße kaputt " * 400, "日本語のテキスト"]
+    expected = reference.pipeline.predict_proba(texts)
+    got = np.vstack([plain.predict_proba(t) for t in texts])
+    assert np.abs(expected - got).max() < 1e-9
+    code = (
+        "import sys; from maildesk.classifier.loading import load_text_model; "
+        "from maildesk.config import Config; "
+        "m = load_text_model(Config(), 'issue-type'); m.predict(['printer broken']); "
+        "print(type(m).__name__, 'sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split() == ["PlainTextModel", "False"]

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from maildesk.errors import UserError
 
 if TYPE_CHECKING:
-    from maildesk.classifier.text import TextModel
+    from maildesk.classifier.text import PlainTextModel, TextModel
     from maildesk.config import Config
 
 log = logging.getLogger(__name__)
@@ -17,10 +17,10 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 # loaded models by (folder, checksum): loading takes a second or two, and a verified artifact
 # with the same checksum is the same model, so one process (the test suite, a long `serve`)
 # loads each once; a retrained model has a new checksum and is loaded afresh
-_LOADED: dict[tuple[str, str], TextModel] = {}
+_LOADED: dict[tuple[str, str], TextModel | PlainTextModel] = {}
 
 
-def load_text_model(config: Config, kind: str) -> TextModel | None:
+def load_text_model(config: Config, kind: str) -> TextModel | PlainTextModel | None:
     """The `kind` model the config names, or None when it is off, or absent at its default path.
 
     A relative path is looked up next to the config file, in the working directory, then in
@@ -37,14 +37,20 @@ def load_text_model(config: Config, kind: str) -> TextModel | None:
     for folder in candidates:
         if (folder / f"{kind}.json").is_file():
             from maildesk.classifier import artifact
-            from maildesk.classifier.text import FEATURE_FORMAT, TextModel
+            from maildesk.classifier.text import FEATURE_FORMAT, FastPredictor, PlainTextModel, TextModel
 
             manifest = artifact.verify(
                 folder, name=kind, kind=kind, feature_format=FEATURE_FORMAT, retrain=f"maildesk train {kind}"
             )
             key = (str(folder.resolve()), str(manifest.get("sha256")))
             if key not in _LOADED:
-                _LOADED[key] = TextModel.load(folder, kind)
+                arrays = artifact.load_arrays(folder, manifest)
+                # the plain weights when the model has them: no scikit-learn import, a fast load
+                _LOADED[key] = (
+                    PlainTextModel(kind, FastPredictor.from_arrays(arrays), manifest)
+                    if arrays
+                    else TextModel.load(folder, kind)
+                )
             return _LOADED[key]
     if name != f"models/{kind}":
         raise UserError(f"config key classify.{kind.replace('-', '_')}_model: no model at {name!r}")
