@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from peewee import fn
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from maildesk.classifier.text import PlainTextModel, TextModel
     from maildesk.config import Config, RoutingRule
     from maildesk.pipeline import MailContext, Verdict
+    from maildesk.tickets.store.fast import Statements
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 OPEN_STATES = ("new", "open", "pending", "waiting")
@@ -75,7 +76,7 @@ def run(ctx: MailContext) -> Verdict:
     text = f"{mail.subject}\n{mail.new_text}"
     triage = decide(ctx.config, text, mail.sender.email if mail.sender else "", ctx.issue_model,
                     ctx.team_model)  # fmt: skip
-    apply(ticket, triage, ctx.config, naive_utc(ctx.now))
+    apply(ticket, triage, naive_utc(ctx.now), ctx.sql)
     if triage.priority == "urgent":
         from maildesk.respond.notices import alert_team
 
@@ -149,7 +150,8 @@ def priority(
     return level, tuple(reasons) or ("first come, first served",)
 
 
-def apply(ticket: Ticket, triage: Triage, config: Config, now: datetime) -> None:
+def apply(ticket: Ticket, triage: Triage, now: datetime, sql: Statements) -> None:
+    """Write the triage to the ticket, with one event per decision (pre-rendered statements)."""
     ticket.issue_type, ticket.type_confidence = triage.issue_type, triage.confidence
     ticket.priority, ticket.team = triage.priority, triage.team
     events = [
@@ -170,13 +172,30 @@ def apply(ticket: Ticket, triage: Triage, config: Config, now: datetime) -> None
             events.append(
                 ("assign_skipped", f"{triage.assignee} is not a configured agent ({triage.assign_reason})")
             )
-    ticket.save()
-    Event.insert_many(
+    sql.execute(
+        "triage-ticket",
+        _triage_update,
         [
-            {"ticket": ticket.id, "at": now, "kind": kind, "detail": detail[:4000], "actor": "maildesk"}
-            for kind, detail in events
-        ]
-    ).execute()
+            ticket.issue_type,
+            ticket.type_confidence,
+            ticket.priority,
+            ticket.team,
+            ticket.assignee_id,
+            ticket.id,
+        ],
+    )
+    ticket._dirty.clear()  # written above: a later save() must not write it again
+    for kind, detail in events:
+        sql.insert(
+            Event,
+            {"ticket": ticket.id, "at": now, "kind": kind, "detail": detail[:4000], "actor": "maildesk"},
+        )
+
+
+def _triage_update() -> Any:
+    return Ticket.update(issue_type="x", type_confidence=0.0, priority="x", team="x", assignee=0).where(
+        Ticket.id == 0
+    )
 
 
 def _split(text: str) -> tuple[str, str]:

@@ -33,7 +33,7 @@ from maildesk.errors import UserError
 KINDS: Final = ("issue-type", "team")
 ISSUE_TYPES: Final = ("Service Request", "Information Request", "Problem", "Incident")
 FEATURE_FORMAT: Final = 1
-TEXT_LIMIT: Final = 3_000  # characters of subject + new text a model reads: the opening says what it is about
+TEXT_LIMIT: Final = 1_500  # characters of subject + new text a model reads: the opening says what it is about
 SVM_C: Final = 0.5
 
 Progress = Callable[[str, int, int], None]
