@@ -1,4 +1,4 @@
-"""`maildesk classify`: what the screen (and, once trained, the classifier) make of a message.
+"""`maildesk classify`: what the screen and the triage would make of a message.
 
 Nothing is stored: the message is parsed and screened inside a transaction that is rolled
 back, so the rules see the real database (our sent Message-IDs, the sender's recent mail)
@@ -7,11 +7,13 @@ without the check leaving a trace.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from maildesk import parse, screen
 from maildesk.pipeline import MailContext
+from maildesk.routing import decide
 from maildesk.tickets.store.fast import Statements
 
 if TYPE_CHECKING:
@@ -45,15 +47,25 @@ def classify_file(desk: Desk, raw: bytes, now: datetime) -> dict[str, Any]:
         score = verdict.spam_score
         if score is None and ctx.spam_model is not None:
             score = ctx.spam_model.score(raw).probability  # asked for every file, whatever decided
+        # the triage a new ticket from this message would get (assignment is not simulated)
+        mail = ctx.parsed
+        assert mail is not None
+        sender = mail.sender.email if mail.sender else ""
+        triage = decide(
+            replace(config, assignment="none"),
+            f"{mail.subject}\n{mail.new_text}",
+            sender,
+            desk.worker.text_model("issue-type"),
+            desk.worker.text_model("team"),
+        )
         transaction.rollback()
-    mail = ctx.parsed
-    org = config.organization_for(mail.sender.email) if mail and mail.sender else None
     return {
         "verdict": _VERDICTS.get(verdict.kind, verdict.kind),
         "reasons": list(verdict.reasons),
         "spam_score": None if score is None else round(score, 4),
-        "issue_type": "unclassified",
-        "type_confidence": None,
-        "priority": "high" if org is not None and org.priority else "normal",
-        "team": None,
+        "issue_type": triage.issue_type,
+        "type_confidence": triage.confidence,
+        "priority": triage.priority,
+        "priority_reasons": list(triage.priority_reasons),
+        "team": triage.team or None,
     }

@@ -156,3 +156,16 @@ def test_the_plain_weights_predict_exactly_as_the_pipeline_without_sklearn() -> 
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["PlainTextModel", "False"]
+
+
+def test_classify_reports_the_triage_a_new_ticket_would_get(desk: Desk) -> None:
+    incident = sorted((ISSUE_DATA / "incident-a").glob("*.eml"))[0]
+    question = sorted((ISSUE_DATA / "information-request-b").glob("*.eml"))[0]
+    result = desk.run("classify", "--json", str(incident), str(question))
+    assert result.code == 0, result.err
+    first, second = (json.loads(line) for line in result.out.splitlines())
+    assert (
+        first["issue_type"] == "Incident" and first["priority"] == "urgent" and first["type_confidence"] > 0.5
+    )
+    assert second["issue_type"] == "Information Request"
+    assert desk.tickets() == [], "classify stores nothing"
