@@ -1,8 +1,9 @@
-"""Finding the configured issue-type and team models, as the spam rule finds its model."""
+"""Finding the configured models: the spam model, and the issue-type and team models."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,38 +21,46 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 _LOADED: dict[tuple[str, str], TextModel | PlainTextModel] = {}
 
 
-def load_text_model(config: Config, kind: str) -> TextModel | PlainTextModel | None:
-    """The `kind` model the config names, or None when it is off, or absent at its default path.
+def find_model_folder(config: Config, name: str, found: Callable[[Path], bool]) -> Path | None:
+    """The first folder `name` can mean for which `found(folder)` holds, or None.
 
     A relative path is looked up next to the config file, in the working directory, then in
-    the project that ships `models/`. A model that is there but tampered with or incompatible
-    raises ModelError.
+    the project that ships `models/`, so `maildesk serve` finds the shipped models wherever
+    it is started.
     """
-    name = config.classify.issue_type_model if kind == "issue-type" else config.classify.team_model
-    if not name:
-        return None
     candidates = [Path(name)]
     if not Path(name).is_absolute():
         bases = [config.source.parent if config.source else None, Path.cwd(), PROJECT_ROOT]
         candidates = [base / name for base in bases if base is not None]
-    for folder in candidates:
-        if (folder / f"{kind}.json").is_file():
-            from maildesk.classifier import artifact
-            from maildesk.classifier.text import FEATURE_FORMAT, FastPredictor, PlainTextModel, TextModel
+    return next((folder for folder in candidates if found(folder)), None)
 
-            manifest = artifact.verify(
-                folder, name=kind, kind=kind, feature_format=FEATURE_FORMAT, retrain=f"maildesk train {kind}"
+
+def load_text_model(config: Config, kind: str) -> TextModel | PlainTextModel | None:
+    """The `kind` model the config names, or None when it is off, or absent at its default path.
+
+    A model that is there but tampered with or incompatible raises ModelError.
+    """
+    name = config.classify.issue_type_model if kind == "issue-type" else config.classify.team_model
+    if not name:
+        return None
+    folder = find_model_folder(config, name, lambda f: (f / f"{kind}.json").is_file())
+    if folder is not None:
+        from maildesk.classifier import artifact
+        from maildesk.classifier.text import FEATURE_FORMAT, FastPredictor, PlainTextModel, TextModel
+
+        manifest = artifact.verify(
+            folder, name=kind, kind=kind, feature_format=FEATURE_FORMAT, retrain=f"maildesk train {kind}"
+        )
+        key = (str(folder.resolve()), str(manifest.get("sha256")))
+        if key not in _LOADED:
+            arrays = artifact.load_arrays(folder, manifest)
+            # the plain weights when the model has them: no scikit-learn import, a fast load
+            _LOADED[key] = (
+                PlainTextModel(kind, FastPredictor.from_arrays(arrays), manifest)
+                if arrays
+                else TextModel.load(folder, kind)
             )
-            key = (str(folder.resolve()), str(manifest.get("sha256")))
-            if key not in _LOADED:
-                arrays = artifact.load_arrays(folder, manifest)
-                # the plain weights when the model has them: no scikit-learn import, a fast load
-                _LOADED[key] = (
-                    PlainTextModel(kind, FastPredictor.from_arrays(arrays), manifest)
-                    if arrays
-                    else TextModel.load(folder, kind)
-                )
-            return _LOADED[key]
+        return _LOADED[key]
     if name != f"models/{kind}":
         raise UserError(f"config key classify.{kind.replace('-', '_')}_model: no model at {name!r}")
     if kind == "issue-type":

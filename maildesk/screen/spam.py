@@ -32,28 +32,24 @@ _RESULT = re.compile(r"\b(spf|dkim|dmarc)\s*=\s*([a-z]+)", re.IGNORECASE)
 _DOMAIN_PROPERTY = re.compile(
     r"\b(?:header\.from|header\.d|header\.i|smtp\.mailfrom)\s*=\s*@?([^\s;()]+)", re.I
 )
-PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def load_configured_model(config: Config) -> CheckedSpamModel | None:
     """The model `screen.spam_model` names, or None when it is turned off or not installed.
 
-    A relative path is looked up next to the config file, in the working directory, then in
-    the project that ships `models/`. A model that exists but is tampered with or was trained
-    by an incompatible version raises ModelError, which says to retrain.
+    The folder is looked up as `find_model_folder` says. A model that exists but is tampered
+    with or was trained by an incompatible version raises ModelError, which says to retrain.
     """
     name = config.screen.spam_model
     if not name:
         return None
-    candidates = [Path(name)]
-    if not Path(name).is_absolute():
-        bases = [config.source.parent if config.source else None, Path.cwd(), PROJECT_ROOT]
-        candidates = [base / name for base in bases if base is not None]
-    for folder in candidates:
-        if folder.is_dir():
-            from maildesk.classifier.handle import CheckedSpamModel
+    from maildesk.classifier.loading import find_model_folder
 
-            return CheckedSpamModel(folder)
+    folder = find_model_folder(config, name, Path.is_dir)
+    if folder is not None:
+        from maildesk.classifier.handle import CheckedSpamModel
+
+        return CheckedSpamModel(folder)
     if name != "models/spam":
         raise UserError(f"config key screen.spam_model: no model at {name!r}")
     log.warning("no spam model installed (models/spam): screening with header signals and lists only")
