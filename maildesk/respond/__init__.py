@@ -14,19 +14,15 @@ from typing import TYPE_CHECKING
 from maildesk.clock import naive_utc
 from maildesk.outbox import enqueue
 from maildesk.respond import policy
-from maildesk.respond.render import build, environment
+from maildesk.respond.notices import tell_team_of_bounce
+from maildesk.respond.render import build, environment_for
 from maildesk.tickets.store.models import Event, Message
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-
     from maildesk.config import Config
     from maildesk.pipeline import MailContext, Verdict
-    from maildesk.screen.bounce import FailedRecipient
 
-# one jinja2 environment per templates folder: building one reads the loaders each time
 log = logging.getLogger(__name__)
-_ENVIRONMENTS: dict[object, Environment] = {}
 
 
 def run(ctx: MailContext) -> Verdict:
@@ -36,7 +32,7 @@ def run(ctx: MailContext) -> Verdict:
     if ctx.bounce is not None and ticket is not None:
         failed = [r for r in ctx.bounce.recipients if r.permanent]
         if failed:
-            _tell_team_of_bounce(ctx, failed)
+            tell_team_of_bounce(ctx, failed)
         return CONTINUE
     if not (ctx.new_ticket and ctx.config.respond.acknowledge) or mail is None or ticket is None:
         return CONTINUE
@@ -76,7 +72,7 @@ def _acknowledge(ctx: MailContext) -> None:
     subject = f"[{ref}] {mail.subject or '(no subject)'}"
     message = build(
         ctx.config,
-        _environment(ctx.config),
+        environment_for(ctx.config),
         "acknowledgement",
         {
             "name": mail.sender.name,
@@ -121,63 +117,8 @@ def _acknowledge(ctx: MailContext) -> None:
     )
 
 
-def _environment(config: Config) -> Environment:
-    key = config.source
-    env = _ENVIRONMENTS.get(key)
-    if env is None:
-        env = _ENVIRONMENTS[key] = environment(config)
-    return env
-
-
 def _promise(config: Config) -> str:
     hours = config.sla.first_response.total_seconds() / 3600
     if hours < 1:
         return f"within {int(hours * 60)} business minutes"
     return f"within {hours:g} business hour{'s' if hours != 1 else ''}"
-
-
-def _tell_team_of_bounce(ctx: MailContext, failed: list[FailedRecipient]) -> None:
-    """A permanent bounce: the ticket's team (else every team, else the lead) gets a notice."""
-    ticket, config = ctx.ticket, ctx.config
-    assert ticket is not None
-    teams = [t for t in config.teams if t.address and t.name == ticket.team] or [
-        t for t in config.teams if t.address
-    ]
-    to = [(t.name, t.address) for t in teams] or ([("Lead", config.desk.lead)] if config.desk.lead else [])
-    now = naive_utc(ctx.now)
-    if not to:
-        Event.create(ticket=ticket, at=now, kind="notice_skipped", detail="no team address", actor="maildesk")
-        return
-    ref = ctx.ticket_ref
-    message = build(
-        config,
-        _environment(config),
-        "bounce_notice",
-        {
-            "team": teams[0].name if teams else "team",
-            "ref": ref,
-            "subject": ticket.subject,
-            "recipients": failed,
-        },
-        to=to,
-        subject=f"[{ref}] Undeliverable: {ticket.subject}",
-        now=ctx.now,
-        ref=ref,
-        automatic=True,
-    )
-    enqueue(
-        message,
-        recipients=[address for _, address in to],
-        sender=config.desk.addresses[0],
-        kind="notification",
-        automatic=True,
-        now=ctx.now,
-        ticket=ticket.id,
-    )
-    Event.create(
-        ticket=ticket,
-        at=now,
-        kind="team_notified",
-        detail=f"undeliverable {', '.join(r.address for r in failed)}: told {', '.join(a for _, a in to)}",
-        actor="maildesk",
-    )

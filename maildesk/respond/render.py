@@ -35,6 +35,17 @@ from maildesk.config import Config
 _SPACE = re.compile(r"\s+")
 
 
+_ENVIRONMENTS: dict[Path | None, Environment] = {}
+
+
+def environment_for(config: Config) -> Environment:
+    """The environment for this config's templates folder, built once per process."""
+    env = _ENVIRONMENTS.get(config.source)
+    if env is None:
+        env = _ENVIRONMENTS[config.source] = environment(config)
+    return env
+
+
 def environment(config: Config) -> Environment:
     loaders: list[Any] = []
     if config.source is not None and (config.source.parent / "templates").is_dir():
