@@ -30,6 +30,16 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _SECONDS[match.group(2).lower()])
 
 
+def describe_duration(span: timedelta) -> str:
+    """A duration for people: "1 d", "1 h", "45 min" (the largest whole unit)."""
+    seconds = int(span.total_seconds())
+    if seconds and seconds % 86400 == 0:
+        return f"{seconds // 86400} d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds / 60:g} min"
+
+
 def parse_size(text: str | int) -> int:
     """ "25MB" -> 25,000,000 bytes (SI units, as mail servers advertise SIZE); ints pass through."""
     if isinstance(text, int):

@@ -81,9 +81,8 @@ class MailContext:
     bounce: Bounce | None = None  # what the bounce rule read from a delivery report
     spam_score: float | None = None  # the spam model's probability, when it ran
     spam_model: CheckedSpamModel | None = None  # the worker's loaded model, or None when it is off
-    issue_model: TextModel | PlainTextModel | None = (
-        None  # the issue-type model, or None: tickets stay unclassified
-    )
+    # the issue-type model, or None: tickets stay unclassified
+    issue_model: TextModel | PlainTextModel | None = None
     team_model: TextModel | PlainTextModel | None = None
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False

@@ -14,6 +14,7 @@ import re
 from datetime import datetime
 
 from maildesk.config import Config
+from maildesk.durations import describe_duration
 from maildesk.outbox import automatic_sent_to
 from maildesk.tickets.store.models import Contact
 
@@ -26,13 +27,15 @@ _MACHINE_LOCAL = re.compile(
 )
 
 
-def refusal(address: str, config: Config, now: datetime, answering: str = "normal") -> str | None:
-    """Why no automatic message may go to `address` now, or None when it may."""
+def refusal(address: str, config: Config, now: datetime) -> str | None:
+    """Why no automatic message may go to `address` now, or None when it may.
+
+    The caller answers only normal mail: automatic mail (verdicts auto-reply, bounce, loop)
+    never reaches here.
+    """
     address = address.strip().lower()
     if not address or "@" not in address:
         return "no address to answer"
-    if answering != "normal":
-        return f"the message is {answering}: automatic mail is never answered automatically"
     if config.is_desk_address(address) or any(t.address.lower() == address for t in config.teams):
         return f"{address} is one of our own addresses"
     if config.vendor.address and address == config.vendor.address.lower():
@@ -46,14 +49,5 @@ def refusal(address: str, config: Config, now: datetime, answering: str = "norma
     window = config.respond.auto_reply_window
     sent = automatic_sent_to(address, now - window)
     if sent >= config.respond.auto_reply_limit:
-        return f"{address} already had {sent} automatic messages within {_human(window)}"
+        return f"{address} already had {sent} automatic messages within {describe_duration(window)}"
     return None
-
-
-def _human(window: object) -> str:
-    seconds = int(getattr(window, "total_seconds", lambda: 0)())
-    if seconds % 86400 == 0:
-        return f"{seconds // 86400} d"
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 60} min"

@@ -27,6 +27,7 @@ from jinja2 import (
     FileSystemLoader,
     PackageLoader,
     StrictUndefined,
+    TemplateNotFound,
     select_autoescape,
 )
 
@@ -108,9 +109,12 @@ def build(
     message["X-Loop"] = config.desk.addresses[0]
     text = env.get_template(f"{template}.txt").render(context)
     message.set_content(text, cte="quoted-printable")
-    html_name = f"{template}.html"
-    if html_name in env.list_templates(filter_func=lambda name: name == html_name):
-        message.add_alternative(env.get_template(html_name).render(context), subtype="html")
+    try:
+        html = env.get_template(f"{template}.html")  # jinja2 caches it, and the miss, per environment
+    except TemplateNotFound:
+        html = None
+    if html is not None:
+        message.add_alternative(html.render(context), subtype="html")
     return message
 
 

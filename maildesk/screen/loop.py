@@ -10,12 +10,13 @@ system that rewrites everything we recognise.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
 from maildesk.clock import naive_utc
+from maildesk.durations import describe_duration
 from maildesk.tickets.store.models import Message, OutboundMail
 
 if TYPE_CHECKING:
@@ -44,10 +45,11 @@ def check(ctx: MailContext) -> Verdict | None:
         until = naive_utc(mail.date or ctx.now)
         ((recent,),) = ctx.sql.query("recent-from", _recent, [sender, until - window, until, "in"])
         if recent >= config.screen.sender_limit:
+            limit, span = config.screen.sender_limit, describe_duration(window)
             return Verdict(
                 Action.RECORD_ONLY,
                 "loop",
-                (f"{sender} sent more than {config.screen.sender_limit} messages within {_human(window)}",),
+                (f"{sender} sent more than {limit} messages within {span}",),
             )
     return None
 
@@ -65,8 +67,3 @@ def _recent(_: int) -> Any:
         & (written <= datetime(2000, 1, 1))
         & (Message.direction == "in")
     )
-
-
-def _human(window: timedelta) -> str:
-    hours = window.total_seconds() / 3600
-    return f"{hours:g} h" if hours >= 1 else f"{window.total_seconds() / 60:g} min"
