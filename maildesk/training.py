@@ -8,6 +8,8 @@ model learns from the desk's own mail as well as from the corpus it started with
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +19,28 @@ from maildesk.tickets.store.models import InboundMail, Label
 
 if TYPE_CHECKING:
     from maildesk.desk import Desk
+
+
+@contextmanager
+def progress_bar(title: str) -> Iterator[Callable[[str, int, int], None]]:
+    """A `progress(stage, done, total)` callback drawing a bar on a terminal, silent otherwise."""
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(desc=title, unit="step", file=sys.stderr)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if bar is not None:
+            bar.set_description(f"{title}: {stage}")
+            bar.total, bar.n = total, done
+            bar.refresh()
+
+    try:
+        yield progress
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def spam_labels(desk: Desk) -> list[tuple[bytes, bool]]:
@@ -53,24 +77,8 @@ def train_spam_command(desk: Desk, data: Path | None, out: Path, now: datetime) 
         if data is not None
         else "no --data"
     ) + f"; {len(corrections)} messages labelled by people at the desk (quarantine release, #spam, #notspam)"
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(desc="train spam", unit="step", file=sys.stderr)
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if bar is not None:
-            bar.set_description(f"train spam: {stage}")
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-    try:
+    with progress_bar("train spam") as progress:
         trained = train_spam(examples, source=source, now=now, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     folder = out / "spam"
     save_spam(trained, folder)
     m = trained.metrics
@@ -117,26 +125,11 @@ def train_text_command(desk: Desk, kind: str, data: Path | None, out: Path) -> s
     texts += agent_texts
     labels += agent_labels
     check_labels(kind, labels)
-    bar = None
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(desc=f"train {kind}", total=3, unit="step", file=sys.stderr)
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if bar is not None:
-            bar.set_description(f"train {kind}: {stage}")
-            bar.n = done
-            bar.refresh()
-
     source = (f"{len(texts) - len(agent_texts)} labelled examples from {data}; " if data else "") + (
         f"{len(agent_texts)} tickets labelled by agents at the desk"
     )
-    try:
+    with progress_bar(f"train {kind}") as progress:
         trained = train_text(kind, texts, labels, source=source, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     save_text(trained, out)
     held = trained.metrics["held_out"]
     return (
