@@ -187,6 +187,10 @@ class RespondConfig:
     auto_reply_window: timedelta = timedelta(hours=1)
 
 
+# the issue types of the support procedure (seed 000); the models and the rules use these names
+ISSUE_TYPES = ("Service Request", "Information Request", "Problem", "Incident")
+
+
 @dataclass(frozen=True)
 class ClassifyConfig:
     """The issue-type and team models, and how sure they must be to be believed."""
@@ -547,7 +551,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
             )
         issue_types = sec.strings("issue_types", ())
         for issue_type in issue_types:
-            if issue_type not in ("Service Request", "Information Request", "Problem", "Incident"):
+            if issue_type not in ISSUE_TYPES:
                 raise ConfigError(sec.key("issue_types"), f"{issue_type!r} is not an issue type")
         tier = sec.get("tier", 1)
         if tier not in (1, 2, 3):

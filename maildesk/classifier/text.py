@@ -28,10 +28,10 @@ from typing import Any, Final
 
 from maildesk.classifier import artifact
 from maildesk.classifier.artifact import ModelError
+from maildesk.config import ISSUE_TYPES
 from maildesk.errors import UserError
 
 KINDS: Final = ("issue-type", "team")
-ISSUE_TYPES: Final = ("Service Request", "Information Request", "Problem", "Incident")
 FEATURE_FORMAT: Final = 1
 TEXT_LIMIT: Final = 1_500  # characters of subject + new text a model reads: the opening says what it is about
 SVM_C: Final = 0.5
