@@ -87,12 +87,25 @@ def build(
     in_reply_to: str = "",
     references: Sequence[str] = (),
     automatic: bool = False,
+    auto_submitted: str = "auto-replied",
+    from_name: str = "",
+    reply_to: str = "",
+    cc: Sequence[tuple[str, str]] = (),
 ) -> EmailMessage:
-    """Render `template`.txt (and `template`.html when it exists) into a message from the desk."""
+    """Render `template`.txt (and `template`.html when it exists) into a message from the desk.
+
+    `from_name` replaces the desk's name as the sender's display name ("Alice via Support");
+    the address is always the desk's, so replies come back to it. `reply_to` is where an
+    answer should go (a signed agent address, for the team's notifications).
+    """
     message = EmailMessage(policy=default)
-    message["From"] = Address(one_line(config.desk.name), addr_spec=config.desk.addresses[0])
+    message["From"] = Address(one_line(from_name or config.desk.name), addr_spec=config.desk.addresses[0])
     # headerregistry, not formataddr: it takes internationalised addresses (RFC 6532)
     message["To"] = [Address(one_line(name), addr_spec=address) for name, address in to]
+    if cc:
+        message["Cc"] = [Address(one_line(name), addr_spec=address) for name, address in cc]
+    if reply_to:
+        message["Reply-To"] = Address(one_line(from_name or config.desk.name), addr_spec=reply_to)
     message["Subject"] = one_line(subject, 250)
     message["Date"] = format_datetime(now)
     message["Message-ID"] = f"<{new_message_id(config, now, ref)}>"
@@ -102,10 +115,11 @@ def build(
     if refs:
         message["References"] = " ".join(f"<{r}>" for r in refs)
     if automatic:
-        # RFC 3834: an automatic answer says so, and asks other responders not to answer it
-        message["Auto-Submitted"] = "auto-replied"
+        # RFC 3834: automatic mail says so ("auto-replied" for answers, "auto-generated" for
+        # notices), and asks other responders not to answer it
+        message["Auto-Submitted"] = auto_submitted
         message["X-Auto-Response-Suppress"] = "All"
-        message["Precedence"] = "auto_reply"
+        message["Precedence"] = "auto_reply" if auto_submitted == "auto-replied" else "bulk"
     message["X-Loop"] = config.desk.addresses[0]
     text = env.get_template(f"{template}.txt").render(context)
     message.set_content(text, cte="quoted-printable")
