@@ -205,6 +205,7 @@ def _tickets(desk: Any, args: argparse.Namespace, now: datetime) -> int:
 
     if args.tickets_command == "label":
         from maildesk.agents import set_issue_type, set_team
+        from maildesk.agents.commands import Act
         from maildesk.clock import naive_utc
         from maildesk.tickets.store.models import Event
 
@@ -214,9 +215,10 @@ def _tickets(desk: Any, args: argparse.Namespace, now: datetime) -> int:
         with desk.database.atomic():
             for given, command in ((args.issue_type, set_issue_type), (args.team, set_team)):
                 if given:
-                    detail = command(ticket, given, args.by, naive_utc(now), desk.config)
-                    if detail.startswith("unknown"):
-                        raise UserError(detail)
+                    outcome = command(Act(ticket, given, args.by, naive_utc(now), desk.config))
+                    if not outcome.ok:
+                        raise UserError(outcome.detail)
+                    detail = outcome.detail
                     Event.create(
                         ticket=ticket, at=naive_utc(now), kind="labelled", detail=detail, actor=args.by
                     )

@@ -24,6 +24,7 @@ from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
 
 if TYPE_CHECKING:
+    from maildesk.agents.identity import AgentMail
     from maildesk.classifier.handle import CheckedSpamModel
     from maildesk.classifier.text import PlainTextModel, TextModel
     from maildesk.parse.message import ParsedMail
@@ -86,6 +87,7 @@ class MailContext:
     team_model: TextModel | PlainTextModel | None = None
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False
+    agent_mail: AgentMail | None = None  # an agent's mail (or mail in an agent's name), and whether trusted
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -109,7 +111,10 @@ def _stages() -> tuple[Stage, ...]:
     # imported here so that `maildesk --help` does not pay for scikit-learn and mail-parser
     from maildesk import agents, parse, respond, routing, screen, threader, tickets
 
-    return (parse.run, screen.run, threader.run, tickets.record, routing.run, agents.run, respond.run)
+    return (
+        parse.run, screen.run, agents.identify_stage, threader.run, tickets.record, routing.run, agents.run,
+        respond.run,
+    )  # fmt: skip
 
 
 @dataclass

@@ -4,7 +4,8 @@ The signals, strongest first:
 1. headers: In-Reply-To and References against every Message-ID stored or sent, and,
    for mail that arrives before its parent, stored messages whose references name this
    one. Header links may join tickets that out-of-order arrival split; those are merged.
-2. the subject tag `[MD-1042]`, honoured only for the requester, participants, agents and
+0. an agent's signed reply address (agents/identity.py), which names the ticket outright.
+2. the subject tag `[MD-1042]`, honoured only for the requester, participants and
    (configurably) colleagues of the requester's configured organisation: a tag typed by a
    stranger does not let them into someone else's ticket.
 3. the normalised subject, only for the same people, only within `threading.subject_window`,
@@ -62,6 +63,13 @@ def run(ctx: MailContext) -> Verdict:
         ticket_id = bounced_ticket(ctx.bounce.original_message_id, ctx.bounce.original_subject, ctx.config)
         ctx.thread = ThreadDecision(ticket_id, "bounce")
         return CONTINUE
+    agent = ctx.agent_mail
+    if agent is not None and agent.trusted and agent.token is not None:
+        # the signature names the ticket: stronger than any header, which a client may mangle
+        signed = Ticket.get_or_none(Ticket.number == agent.token.ticket_number)
+        if signed is not None:
+            ctx.thread = ThreadDecision(_live(signed).id, "signed address")
+            return CONTINUE
     ctx.thread = decide(ctx.parsed, ctx.config, ctx.now, ctx.sql)
     return CONTINUE
 
@@ -202,11 +210,13 @@ def _reopen_or_follow(
 
 
 def _may_use(ticket: Ticket, sender: str, config: Config, sql: Statements) -> bool:
-    """May this sender add to the ticket by tag or subject? Requester, participant, agent, colleague."""
+    """May this sender add to the ticket by tag or subject? Requester, participant, colleague.
+
+    Not an agent's From: anyone can write it. Agents reach a ticket through their signed
+    reply address (or the headers of the notification they answer).
+    """
     if not sender:
         return False
-    if config.agent(sender) is not None:
-        return True
     rows = (
         sql.query("requester-email", _requester_email, [ticket.requester_id]) if ticket.requester_id else []
     )

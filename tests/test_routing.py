@@ -11,7 +11,7 @@ import pytest
 
 from maildesk.routing import priority
 from tests.conftest import Desk
-from tests.mail import make_mail
+from tests.mail import make_mail, reply_to, sent_mail, to_agent
 
 ROUTING = """
 [[teams]]
@@ -160,8 +160,10 @@ def test_an_urgent_ticket_alerts_its_team_at_once(routed: Desk, tmp_path: Path) 
 
 def test_type_command_and_cli_label_keep_corrections_for_training(routed: Desk, tmp_path: Path) -> None:
     ingest(routed, tmp_path, "t1", subject="Portal shows wrong totals", sender="anna@customer.example")
-    reply = make_mail(sender="alice@helpdesk.example", subject="Re: [MD-1] Portal shows wrong totals",
-                      body="Checked it.\n#type problem\n", message_id="t2@h.example")  # fmt: skip
+    assert routed.run("outbox", "flush").code == 0
+    notice = to_agent(sent_mail(routed.root / "out"), "@helpdesk.example", "Portal")
+    agent = str(notice["To"]).split("<")[-1].rstrip(">")
+    reply = reply_to(notice, agent, "Checked it.\n#type problem\n", message_id="t2@h.example")
     (tmp_path / "t2.eml").write_bytes(reply)
     routed.ingest(tmp_path / "t2.eml")
     ticket = routed.show("MD-1")
@@ -174,7 +176,7 @@ def test_type_command_and_cli_label_keep_corrections_for_training(routed: Desk, 
     with sqlite3.connect(routed.root / "maildesk.db") as conn:
         labels = conn.execute("SELECT kind, value, source FROM label ORDER BY id").fetchall()
     assert labels == [
-        ("issue-type", "Problem", "alice@helpdesk.example"),
+        ("issue-type", "Problem", agent),
         ("issue-type", "Incident", "lead"),
         ("team", "Billing", "lead"),
     ]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import CORPORA, FIXTURES, Desk
-from tests.mail import make_mail
+from tests.mail import make_mail, reply_to, sent_mail, to_agent
 
 SPAM = sorted((CORPORA / "spamassassin-2002" / "spam").iterdir())
 HAM = sorted((CORPORA / "spamassassin-2002" / "easy_ham").iterdir())
@@ -23,17 +23,18 @@ def write(folder: Path, name: str, raw: bytes) -> Path:
     return path
 
 
-def outbox(desk: Desk) -> list[email.message.EmailMessage]:
-    """What maildesk sent, read from the maildir relay after `outbox flush`."""
+def outbox(desk: Desk, team: bool = False) -> list[email.message.EmailMessage]:
+    """What maildesk sent to customers (and to the team too with `team`), after `outbox flush`."""
     result = desk.run("outbox", "flush")
     assert result.code == 0, result.err
     folder = desk.root / "var" / "outbox" / "new"
     if not folder.is_dir():
         return []
-    return [
+    sent = [
         email.message_from_bytes(p.read_bytes(), policy=default)  # type: ignore[misc]
         for p in sorted(folder.iterdir())
     ]
+    return [m for m in sent if team or "@helpdesk.example" not in str(m["To"])]
 
 
 @pytest.fixture
@@ -315,13 +316,13 @@ def test_a_bounce_of_our_acknowledgement_lands_on_its_ticket_and_stops_mail(
     events = {e["kind"]: e["detail"] for e in ticket["events"]}
     assert "5.1.1" in events["undeliverable"] and "m.keller@acme-solar.example" in events["undeliverable"]
     assert "desk@helpdesk.example" in events["team_notified"]
-    (notice,) = outbox(relay)[1:]
+    (notice,) = [m for m in outbox(relay, team=True) if "Undeliverable" in m["Subject"]]
     assert notice["To"] == "Service Desk <desk@helpdesk.example>"
     assert "could not be delivered" in notice.get_body(("plain",)).get_content()
     # the contact bounced for good: a new ticket from the same address gets no acknowledgement
     again = make_mail(sender="m.keller@acme-solar.example", subject="Other thing", message_id="k2@c")
     relay.ingest(write(tmp_path, "2.eml", again))
-    assert len(outbox(relay)) == 2
+    assert len(outbox(relay)) == 1
     second = next(t for t in relay.tickets() if t["ref"] == "MD-2")
     assert any("bounced permanently" in e["detail"] for e in second["events"])
 
@@ -359,27 +360,37 @@ def test_agent_spam_and_notspam_commands_label_mail_and_customers_cannot_use_the
     desk: Desk, tmp_path: Path
 ) -> None:
     desk.ingest(write(tmp_path, "1.eml", make_mail(subject="Cheap watches for you", message_id="w@c")))
+    desk.run("outbox", "flush")
+    folder = desk.root / "var" / "outbox"
+    notice = to_agent(sent_mail(folder), "alice@")
 
-    def reply(sender: str, body: str, mid: str, extra: bytes = b"") -> None:
-        raw = make_mail(sender=sender, subject="Re: [MD-1] Cheap watches for you", body=body, message_id=mid)
-        desk.ingest(write(tmp_path, f"{mid}.eml", extra + raw))
+    def customer(body: str, mid: str) -> None:
+        raw = make_mail(subject="Re: [MD-1] Cheap watches for you", body=body, message_id=mid)
+        desk.ingest(write(tmp_path, f"{mid}.eml", raw))
 
-    reply("anna@customer.example", "#spam\nplease", "c1@c")  # the requester is no agent
-    reply("alice@helpdesk.example", "Looks fine.\n\n> #spam\n> quoted", "a0@h")  # a quoted command
-    forged = b"Authentication-Results: mx.helpdesk.example; dmarc=fail header.from=helpdesk.example\r\n"
-    reply("alice@helpdesk.example", "#spam", "a1@h", forged)
+    def agent(sender: str, body: str, mid: str, headers: dict[str, str] | None = None) -> None:
+        note = notice if sender.startswith("alice") else to_agent(sent_mail(folder), sender)
+        desk.ingest(write(tmp_path, f"{mid}.eml", reply_to(note, sender, body, message_id=mid, headers=headers)))
+
+    customer("#spam\nplease", "c1@c")  # the requester is no agent
+    agent("alice@helpdesk.example", "Looks fine.\n\n> #spam\n> quoted", "a0@h")  # a quoted command
+    forged = {"Authentication-Results": "mx.helpdesk.example; dmarc=fail header.from=helpdesk.example"}
+    agent("alice@helpdesk.example", "#spam", "a1@h", forged)
     assert desk.show("MD-1")["status"] != "spam"
-    reply("alice@helpdesk.example", "This is junk.\n#spam\n", "a2@h")
+    agent("alice@helpdesk.example", "This is junk.\n#spam\n", "a2@h")
     ticket = desk.show("MD-1")
     assert ticket["status"] == "spam"
-    events = [(e["kind"], e["detail"]) for e in ticket["events"] if e["kind"].startswith("command")]
-    assert events[0][0] == "command_refused" and "DMARC failed" in events[0][1]
-    assert events[1][0] == "command" and "labelled spam" in events[1][1]
-    reply("bob@helpdesk.example", "#notspam", "b1@h")
+    refused = [e["detail"] for e in ticket["events"] if e["kind"] == "agent_unverified"]
+    assert len(refused) == 1 and "DMARC failed" in refused[0]
+    applied = [e["detail"] for e in ticket["events"] if e["kind"] == "command"]
+    assert len(applied) == 1 and "labelled spam" in applied[0]
+    desk.run("outbox", "flush")
+    agent("bob@helpdesk.example", "#notspam", "b1@h")
     assert desk.show("MD-1")["status"] == "open"
     import sqlite3
 
     with sqlite3.connect(desk.root / "maildesk.db") as conn:
         labels = conn.execute("SELECT value, source FROM label ORDER BY id").fetchall()
-    # the customer's two messages, labelled spam by alice and then ham by bob
-    assert labels == [("spam", "alice@helpdesk.example")] * 2 + [("ham", "bob@helpdesk.example")] * 2
+    # the customer's two messages and the forged one (kept as customer mail), labelled spam by
+    # alice and then ham by bob
+    assert labels == [("spam", "alice@helpdesk.example")] * 3 + [("ham", "bob@helpdesk.example")] * 3

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from maildesk.clock import naive_utc
 from maildesk.outbox import enqueue
 from maildesk.respond import policy
-from maildesk.respond.notices import tell_team_of_bounce
+from maildesk.respond.notices import notify_agents, tell_team_of_bounce
 from maildesk.respond.render import build, environment_for
 from maildesk.tickets.store.models import Event, Message
 
@@ -34,12 +34,14 @@ def run(ctx: MailContext) -> Verdict:
         if failed:
             tell_team_of_bounce(ctx, failed)
         return CONTINUE
-    if not (ctx.new_ticket and ctx.config.respond.acknowledge) or mail is None or ticket is None:
-        return CONTINUE
-    if mail.sender is None or ctx.config.agent(mail.sender.email):
-        return CONTINUE  # an agent opening a ticket for a customer is not acknowledged
-    if ctx.verdict.kind != "normal":
+    if mail is None or ticket is None or mail.sender is None or ctx.verdict.kind != "normal":
         return CONTINUE  # automatic mail is never answered; its event on the ticket says what it was
+    if ctx.agent_mail is not None:
+        return CONTINUE  # an agent's mail (agents.run answered it), or mail in an agent's name
+    if ticket.status != "spam":
+        _tell_agents(ctx)
+    if not (ctx.new_ticket and ctx.config.respond.acknowledge):
+        return CONTINUE
     reason = policy.refusal(mail.sender.email, ctx.config, ctx.now)
     if reason is not None:
         ctx.sql.insert(
@@ -62,6 +64,26 @@ def run(ctx: MailContext) -> Verdict:
             actor="maildesk",
         )
     return CONTINUE
+
+
+def _tell_agents(ctx: MailContext) -> None:
+    """The ticket's agents get the customer's words, with their own signed reply address."""
+    mail, ticket = ctx.parsed, ctx.ticket
+    assert mail is not None and mail.sender is not None and ticket is not None
+    if not ctx.new_ticket and ticket.status == "pending":
+        ticket.status = "open"  # the customer answered: the ball is back with the team
+        ticket.save()
+    try:
+        with ticket._meta.database.atomic():
+            notify_agents(
+                ticket, ctx.config, naive_utc(ctx.now), event="new" if ctx.new_ticket else "reply",
+                text=mail.new_text, requester=(mail.sender.name, mail.sender.email),
+                in_reply_to=mail.message_id, attachments=[a.filename for a in mail.attachments],
+            )  # fmt: skip
+    except Exception as exc:
+        log.exception("notifying agents of %s failed", ctx.ticket_ref, extra=ctx.log_extra)
+        Event.create(ticket=ticket, at=naive_utc(ctx.now), kind="notification_failed",
+                     detail=f"{type(exc).__name__}: {exc}"[:2000], actor="maildesk")  # fmt: skip
 
 
 def _acknowledge(ctx: MailContext) -> None:

@@ -1,14 +1,18 @@
-"""Notices to the team, not the customer: a permanent bounce, an urgent ticket."""
+"""Notices to the team, not the customer: new tickets and replies, bounces, urgent tickets, confirmations."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from maildesk.clock import naive_utc
+from maildesk.config import AgentConfig, Config
 from maildesk.outbox import enqueue
+from maildesk.respond.addresses import reply_address, sign
 from maildesk.respond.render import build, environment_for
-from maildesk.tickets.store.models import Event
+from maildesk.signing import desk_secret
+from maildesk.tickets.store.models import Agent, Event, Ticket
 
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext
@@ -103,3 +107,108 @@ def notify_team(
         detail=f"{detail}: told {', '.join(a for _, a in to)}",
         actor="maildesk",
     )
+
+
+def agents_for(ticket: Ticket, config: Config) -> list[AgentConfig]:
+    """Who hears of a ticket: its assignee, else its team's agents, else every agent."""
+    if ticket.assignee_id is not None:
+        row = Agent.get_or_none(Agent.id == ticket.assignee_id)
+        chosen = config.agent(row.address) if row is not None and row.active else None
+        if chosen is not None:
+            return [chosen]
+    team = [a for a in config.agents if ticket.team and a.team == ticket.team]
+    return team or list(config.agents)
+
+
+def notify_agents(
+    ticket: Ticket,
+    config: Config,
+    now: datetime,
+    *,
+    event: str,
+    text: str,
+    requester: tuple[str, str],
+    in_reply_to: str = "",
+    attachments: Sequence[str] = (),
+    agents: Sequence[AgentConfig] | None = None,
+    template: str = "ticket_notice",
+    extra: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Send each agent the ticket with their own signed Reply-To; returns who was told.
+
+    One message per agent, because the signature names the agent: a reply proves who wrote
+    it. With no agents configured the team's address gets it, without a signed address.
+    """
+    chosen = list(agents_for(ticket, config) if agents is None else agents)
+    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    secret = desk_secret(config)
+    assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
+    base = {
+        "ref": ref, "subject": ticket.subject, "event": event, "requester": requester[1],
+        "requester_name": requester[0], "text": text, "issue_type": ticket.issue_type,
+        "priority": ticket.priority, "team": ticket.team, "assignee": assignee.name if assignee else "",
+        "attachments": list(attachments), **(extra or {}),
+    }  # fmt: skip
+    targets: list[tuple[str, str, str, str]] = []  # name, address, reply token address, comment address
+    ids = {row.address.lower(): row.id for row in Agent.select(Agent.id, Agent.address)}
+    for agent in chosen:
+        agent_id = ids.get(agent.address.lower())
+        if agent_id is None:
+            continue
+        desk = config.desk.addresses[0]
+        reply = reply_address(desk, sign(secret, config.desk.ticket_prefix, ticket.number, agent_id))
+        comment = reply_address(
+            desk, sign(secret, config.desk.ticket_prefix, ticket.number, agent_id, "comment")
+        )
+        targets.append((agent.name or agent.address, agent.address, reply, comment))
+    if not targets:
+        teams = [t for t in config.teams if t.address and t.name == ticket.team] or [
+            t for t in config.teams if t.address
+        ]
+        targets = [(t.name, t.address, "", config.desk.addresses[0]) for t in teams[:1]]
+    told = []
+    for name, address, reply, comment in targets:
+        message = build(
+            config, environment_for(config), template,
+            {**base, "agent": name, "comment_address": comment},
+            to=[(name, address)], subject=f"[{ref}] {ticket.subject}", now=now, ref=ref,
+            in_reply_to=in_reply_to, automatic=True, auto_submitted="auto-generated",
+            from_name=f"{requester[0] or requester[1]} via {config.desk.name}", reply_to=reply,
+        )  # fmt: skip
+        enqueue(message, recipients=[address], sender=config.desk.addresses[0], kind="notification",
+                automatic=True, now=now, ticket=ticket.id)  # fmt: skip
+        told.append(address)
+    if told:
+        Event.create(ticket=ticket, at=naive_utc(now), kind="notified", actor="maildesk",
+                     detail=f"{template} ({event}) to {', '.join(told)}")  # fmt: skip
+    return told
+
+
+def tell_agent(
+    ticket: Ticket | None,
+    config: Config,
+    now: datetime,
+    agent: AgentConfig,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    subject: str,
+    reply_token: bool = True,
+    kind: str = "notification",
+) -> None:
+    """A message to one agent about their own mail (a confirmation, a refusal)."""
+    ref = f"{config.desk.ticket_prefix}-{ticket.number}" if ticket is not None else ""
+    reply = ""
+    row = Agent.get_or_none(Agent.address == agent.address)
+    if ticket is not None and reply_token and row is not None:
+        token = sign(desk_secret(config), config.desk.ticket_prefix, ticket.number, row.id)
+        reply = reply_address(config.desk.addresses[0], token)
+    message = build(
+        config, environment_for(config), template,
+        {"agent": agent.name or agent.address, "ref": ref,
+         "subject": ticket.subject if ticket is not None else "", **context},
+        to=[(agent.name, agent.address)], subject=subject, now=now, ref=ref, automatic=True,
+        auto_submitted="auto-generated", reply_to=reply,
+    )  # fmt: skip
+    enqueue(message, recipients=[agent.address], sender=config.desk.addresses[0], kind=kind,
+            automatic=True, now=now, ticket=ticket.id if ticket is not None else None)  # fmt: skip

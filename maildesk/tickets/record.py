@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
+from maildesk.agents import is_internal
+from maildesk.agents.commands import without_commands
 from maildesk.clock import naive_utc
 from maildesk.subjects import strip_prefixes, subject_key
 from maildesk.tickets.directory import contact_for
@@ -58,9 +60,12 @@ def record(ctx: MailContext) -> Verdict:
     sender = (
         contact_for(mail.sender, config, now, ctx.org_ids, ctx.contacts, ctx.sql) if mail.sender else None
     )
-    is_agent = bool(mail.sender and config.agent(mail.sender.email)) and not automatic
+    # only a signed reply address makes mail an agent's; an agent's From alone is customer mail
+    trusted = ctx.agent_mail is not None and ctx.agent_mail.trusted and not automatic
+    is_agent = trusted or (bool(mail.sender and config.agent(mail.sender.email)) and not automatic)
     who = str(mail.sender or "unknown sender")
-    kind = verdict.kind if automatic else "agent" if is_agent else "customer"
+    kind = verdict.kind if automatic else "agent" if trusted else "customer"
+    text = without_commands(mail.new_text) if trusted else mail.new_text
 
     if decision.ticket_id is None:
         ticket = _open_ticket(mail, sender, now, ctx.sql)
@@ -108,7 +113,7 @@ def record(ctx: MailContext) -> Verdict:
             "inbound": ctx.spool_id,
             "message_id": mail.message_id[:990],
             "direction": "in",
-            "visibility": "public",
+            "visibility": "internal" if trusted and is_internal(ctx) else "public",
             "kind": kind,
             "from_addr": mail.sender.email if mail.sender else "",
             "from_name": mail.sender.name if mail.sender else "",
@@ -117,7 +122,7 @@ def record(ctx: MailContext) -> Verdict:
             "date": naive_utc(mail.date) if mail.date else None,
             "arrived_at": now,
             "subject": mail.subject,
-            "text": mail.new_text,
+            "text": text,
             "body": mail.text,
             "defects": json.dumps(list(mail.defects)),
         },

@@ -45,9 +45,22 @@ def _outbox_and_spam_score(database: Database) -> None:
     database.execute_sql("CREATE INDEX IF NOT EXISTS message_from_addr ON message (from_addr)")
 
 
+def _tier_and_settings(database: Database) -> None:
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    database.create_tables([models.Setting], safe=True)
+    present = {column.name for column in database.get_columns(models.Ticket._meta.table_name)}
+    if "tier" not in present:
+        migrator = (
+            SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
+        )
+        migrate(migrator.add_column(models.Ticket._meta.table_name, "tier", models.Ticket.tier))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
+    (3, "escalation tier on tickets; desk settings", _tier_and_settings),
 )
 
 

@@ -136,6 +136,14 @@ class Ticket(BaseModel):
     vendor = CharField(max_length=24, null=True)
     merged_into = ForeignKeyField("self", null=True, on_delete="SET NULL")
     merged_into_id: ForeignKeyField[int | None]
+    tier = IntegerField(default=1)  # 1 first-line, 2 senior engineers, 3 the head (seed 003)
+
+
+class Setting(BaseModel):
+    """Values the desk makes for itself and every process must share (the generated secret)."""
+
+    name = CharField(max_length=64, primary_key=True)
+    value = TextField()
 
 
 class TicketParticipant(BaseModel):
@@ -269,6 +277,7 @@ class ImapState(BaseModel):
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     SchemaVersion,
+    Setting,
     Organization,
     Team,
     Agent,

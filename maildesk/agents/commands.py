@@ -1,0 +1,284 @@
+"""Command lines in an agent's mail: `#status resolved`, `#assign bob`, `#type incident`, ...
+
+A command is a line of its own in the newly written text (quoted history is already gone,
+so a quoted `#spam` from an earlier message does nothing). Commands are removed from what
+the customer sees. Each returns an Outcome: whether it applied, what it did or why not
+(the agent's confirmation quotes it), and, for the ones the requester must hear of, the
+template that tells them when the agent wrote no text of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from maildesk.config import ISSUE_TYPES, Config
+from maildesk.tickets.store.models import Agent, Label, Message, Ticket
+
+_COMMAND = re.compile(r"^[ \t]*#([a-z][a-z-]{1,20})\b[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+MAX_COMMANDS = 20
+
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+PRIORITIES = ("low", "normal", "high", "urgent")
+TIERS = {1: "our support team", 2: "our senior engineers", 3: "the head of IT"}
+INTERNAL = frozenset({"internal", "note", "private", "comment"})
+# what seed 003 says an issue record needs, asked for when an agent writes a bare #needinfo
+ISSUE_RECORD = (
+    "the date and time the problem occurred",
+    "your phone number, in case we need to call you",
+    "who is affected, and who else should be kept informed",
+    "the building and room, if the problem is on site",
+    "the module, page or resource affected",
+    "what you were doing, and any error message word for word (a screenshot helps)",
+    "whether this is the first time it has happened",
+)
+
+
+@dataclass(frozen=True)
+class Act:
+    """One command as given: the ticket it acts on, its argument, and who gave it."""
+
+    ticket: Ticket
+    argument: str
+    actor: str  # the agent's address, or whoever labels from the command line
+    now: datetime  # naive UTC
+    config: Config
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str
+    # the template that tells the requester, with its variables, if the agent wrote no text
+    tell_customer: str = ""
+    context: Mapping[str, Any] = field(default_factory=dict)
+    notify: tuple[str, ...] = ()  # agent addresses to send the ticket to (a new assignee, a new tier)
+
+
+Command = Callable[[Act], Outcome]
+
+
+def commands_in(text: str) -> list[tuple[str, str]]:
+    """The (name, argument) of each command line, in order; names lower-cased."""
+    return [(m.group(1).lower(), m.group(2).strip()) for m in _COMMAND.finditer(text[:20_000])][:MAX_COMMANDS]
+
+
+def without_commands(text: str) -> str:
+    """The text with command lines removed and the blank lines they leave collapsed."""
+    kept = _COMMAND.sub("", text)
+    return re.sub(r"\n{3,}", "\n\n", kept).strip("\n")
+
+
+def _label_customer_mail(ticket: Ticket, value: str, actor: str, now: datetime) -> int:
+    """Label every message the customer side sent on the ticket; returns how many."""
+    inbound = [
+        m.inbound_id
+        for m in Message.select(Message.inbound).where(
+            (Message.ticket == ticket.id) & (Message.direction == "in") & (Message.kind == "customer")
+        )
+        if m.inbound_id is not None
+    ]
+    for inbound_id in inbound:
+        Label.create(
+            ticket=ticket, inbound=inbound_id, kind="spam", value=value, source=actor, created_at=now
+        )
+    return len(inbound)
+
+
+def _spam(act: Act) -> Outcome:
+    labelled = _label_customer_mail(act.ticket, "spam", act.actor, act.now)
+    ticket = act.ticket
+    ticket.status, ticket.closed_at, ticket.updated_at = "spam", act.now, act.now
+    ticket.save()
+    return Outcome(True, f"ticket closed as spam; {labelled} message(s) labelled spam for training")
+
+
+def _notspam(act: Act) -> Outcome:
+    ticket = act.ticket
+    labelled = _label_customer_mail(ticket, "ham", act.actor, act.now)
+    reopened = ticket.status == "spam"
+    if reopened:
+        ticket.status, ticket.closed_at = "open", None
+    ticket.updated_at = act.now
+    ticket.save()
+    return Outcome(
+        True,
+        f"{labelled} message(s) labelled not spam for training" + ("; ticket reopened" if reopened else ""),
+    )
+
+
+def set_issue_type(act: Act) -> Outcome:
+    """`#type incident`: the issue type a person confirms, kept as a label for retraining."""
+    wanted = " ".join(act.argument.replace("-", " ").split()).lower()
+    match = next((t for t in ISSUE_TYPES if t.lower() == wanted or t.lower().split()[0] == wanted), None)
+    if match is None:
+        return Outcome(False, f"unknown issue type {act.argument!r}: use {', '.join(ISSUE_TYPES)}")
+    ticket = act.ticket
+    before = ticket.issue_type
+    ticket.issue_type, ticket.type_confidence, ticket.updated_at = match, 1.0, act.now
+    ticket.save()
+    Label.create(ticket=ticket, kind="issue-type", value=match, source=act.actor, created_at=act.now)
+    return Outcome(True, f"issue type {before} -> {match} (kept as a label for training)")
+
+
+def set_team(act: Act) -> Outcome:
+    """`#team Service Desk`: the team a person confirms, kept as a label for the team model."""
+    teams = tuple(t.name for t in act.config.teams)
+    name = " ".join(act.argument.split())
+    if not name or (teams and name.lower() not in {t.lower() for t in teams}):
+        return Outcome(False, f"unknown team {act.argument!r}: use {', '.join(teams) or 'a team name'}")
+    name = next((t for t in teams if t.lower() == name.lower()), name)
+    ticket = act.ticket
+    before = ticket.team or "none"
+    ticket.team, ticket.updated_at = name, act.now
+    ticket.save()
+    Label.create(ticket=ticket, kind="team", value=name, source=act.actor, created_at=act.now)
+    return Outcome(True, f"team {before} -> {name} (kept as a label for training)")
+
+
+def _status(act: Act) -> Outcome:
+    """`#status resolved [how]`: the words after the status say how, for the resolution mail."""
+    word, _, rest = act.argument.partition(" ")
+    status = {"solved": "resolved", "waiting": "pending", "reopen": "open"}.get(word.lower(), word.lower())
+    if status not in STATUSES:
+        return Outcome(False, f"unknown status {word!r}: use {', '.join(STATUSES)}")
+    ticket = act.ticket
+    before = ticket.status
+    ticket.status, ticket.updated_at = status, act.now
+    ticket.closed_at = act.now if status in ("resolved", "closed") else None
+    ticket.save()
+    if status == "resolved":
+        return Outcome(
+            True, f"status {before} -> resolved", "resolution", {"resolution": rest.strip(), "method": ""}
+        )
+    if status == "closed":
+        return Outcome(
+            True, f"status {before} -> closed", "closing", {"reason": "confirmed", "resolution": ""}
+        )
+    return Outcome(True, f"status {before} -> {status}")
+
+
+def _close(act: Act) -> Outcome:
+    ticket = act.ticket
+    before = ticket.status
+    ticket.status, ticket.closed_at, ticket.updated_at = "closed", act.now, act.now
+    ticket.save()
+    return Outcome(
+        True, f"status {before} -> closed", "closing", {"reason": "confirmed", "resolution": act.argument}
+    )
+
+
+def _agent_named(config: Config, name: str, actor: str) -> Agent | None:
+    wanted = name.strip().lower()
+    if wanted == "me":
+        wanted = actor.lower()
+    for agent in config.agents:
+        local = agent.address.lower().partition("@")[0]
+        if wanted in (agent.address.lower(), local, agent.name.lower(), agent.name.lower().split(" ")[0]):
+            return Agent.get_or_none(Agent.address == agent.address)
+    return None
+
+
+def _assign(act: Act) -> Outcome:
+    """`#assign bob` (address, local part, name or first name), `#assign me`, `#assign nobody`."""
+    ticket = act.ticket
+    if act.argument.strip().lower() in ("nobody", "none", "-"):
+        ticket.assignee, ticket.updated_at = None, act.now
+        ticket.save()
+        return Outcome(True, "unassigned")
+    agent = _agent_named(act.config, act.argument, act.actor)
+    if agent is None or not agent.active:
+        known = ", ".join(a.address.partition("@")[0] for a in act.config.agents)
+        return Outcome(False, f"no agent called {act.argument!r}: use one of {known}, me or nobody")
+    ticket.assignee, ticket.updated_at = agent, act.now
+    if ticket.status == "new":
+        ticket.status = "open"
+    ticket.save()
+    notify = () if agent.address.lower() == act.actor.lower() else (agent.address,)
+    return Outcome(True, f"assigned to {agent.name or agent.address}", notify=notify)
+
+
+def _priority(act: Act) -> Outcome:
+    level = act.argument.strip().lower()
+    level = {"critical": "urgent", "medium": "normal"}.get(level, level)
+    if level not in PRIORITIES:
+        return Outcome(False, f"unknown priority {act.argument!r}: use {', '.join(PRIORITIES)}")
+    ticket = act.ticket
+    before = ticket.priority
+    ticket.priority, ticket.updated_at = level, act.now
+    ticket.save()
+    return Outcome(True, f"priority {before} -> {level}")
+
+
+def _escalate(act: Act) -> Outcome:
+    """Tier 1 -> 2 (senior engineers) -> 3 (the head), seed 003; the new tier's agents are told."""
+    ticket = act.ticket
+    if ticket.tier >= max(TIERS):
+        return Outcome(False, f"already at the last tier ({TIERS[max(TIERS)]})")
+    ticket.tier = ticket.tier + 1
+    ticket.updated_at = act.now
+    agents = [a for a in act.config.agents if a.tier == ticket.tier]
+    same_team = [a for a in agents if a.team == ticket.team] or agents
+    if ticket.assignee_id is not None:
+        current = Agent.get_or_none(Agent.id == ticket.assignee_id)
+        known = {a.address.lower(): a for a in act.config.agents}
+        if (
+            current is None
+            or known.get(current.address.lower()) is None
+            or (known[current.address.lower()].tier < ticket.tier)
+        ):
+            ticket.assignee = None  # the new tier takes it; the SLA clock sees it unclaimed
+    ticket.save()
+    reason = act.argument.strip()
+    told = tuple(a.address for a in same_team)
+    return Outcome(
+        True,
+        f"escalated to tier {ticket.tier} ({TIERS[ticket.tier]})"
+        + (f"; told {', '.join(told)}" if told else "; no agent configured for that tier"),
+        "escalation",
+        {"level": TIERS[ticket.tier], "reason": reason},
+        notify=told,
+    )
+
+
+def _vendor(act: Act) -> Outcome:
+    # the SLA clock's overflow dispatch sends it; the ticket only records the request here
+    ticket = act.ticket
+    if ticket.vendor in ("requested", "dispatched"):
+        return Outcome(False, f"the vendor hand-over is already {ticket.vendor}")
+    ticket.vendor, ticket.updated_at = "requested", act.now
+    ticket.save()
+    return Outcome(True, "vendor hand-over requested")
+
+
+def _needinfo(act: Act) -> Outcome:
+    items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()] or list(ISSUE_RECORD)
+    ticket = act.ticket
+    ticket.status, ticket.updated_at = "pending", act.now
+    ticket.save()
+    return Outcome(True, f"asked for {len(items)} item(s)", "request_info", {"missing": items, "note": ""})
+
+
+COMMANDS: dict[str, Command] = {
+    "spam": _spam,
+    "notspam": _notspam,
+    "not-spam": _notspam,
+    "ham": _notspam,
+    "type": set_issue_type,
+    "team": set_team,
+    "status": _status,
+    "resolve": lambda act: _status(
+        Act(act.ticket, f"resolved {act.argument}", act.actor, act.now, act.config)
+    ),
+    "close": _close,
+    "assign": _assign,
+    "take": lambda act: _assign(Act(act.ticket, "me", act.actor, act.now, act.config)),
+    "priority": _priority,
+    "escalate": _escalate,
+    "vendor": _vendor,
+    "needinfo": _needinfo,
+    "ask": _needinfo,
+}
