@@ -12,13 +12,17 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maildesk import __version__
 from maildesk.errors import MaildeskError, UserError
+
+if TYPE_CHECKING:
+    from maildesk.config import Config
 
 
 def _now(text: str | None) -> datetime:
@@ -103,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--png", type=Path, help="where the confusion matrix goes (default KIND-confusion.png)"
     )
+
+    templates = commands.add_parser("templates", help="the mail templates, shipped and overridden")
+    t_commands = templates.add_subparsers(dest="templates_command", metavar="ACTION", required=True)
+    t_check = t_commands.add_parser(
+        "check", help="render every template with sample data and check the correspondence rules"
+    )
+    t_check.add_argument("--json", action="store_true")
     return parser
 
 
@@ -131,6 +142,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from maildesk.desk import open_desk
 
     config = load_config(args.config)
+    if args.command == "templates":
+        return _templates(config, args)
     now_text = args.now or os.environ.get("MAILDESK_NOW")
     now = _now(now_text)
     url = args.db or os.environ.get("MAILDESK_DB") or config.database_url
@@ -339,6 +352,22 @@ def _train(desk: Any, args: argparse.Namespace, now: datetime) -> int:
     else:
         print(train_text_command(desk, args.kind, args.data, args.out))
     return 0
+
+
+def _templates(config: Config, args: argparse.Namespace) -> int:
+    from maildesk.respond import lint
+    from maildesk.respond.render import environment
+
+    env = environment(config)
+    names = lint.template_names(env)
+    findings = lint.check(env, lint.vendor_names_of(config))
+    if args.json:
+        print(json.dumps({"checked": names, "findings": [asdict(f) for f in findings]}, ensure_ascii=False))
+    else:
+        for finding in findings:
+            print(f"{finding.template}: {finding.rule}: {finding.message}")
+        print(f"{len(names)} templates checked, {len(findings)} findings")
+    return 1 if findings else 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -3,9 +3,10 @@
 Templates live in `maildesk/templates/` and may be overridden by files of the same name in
 a `templates/` folder next to the config. They render with StrictUndefined (a missing
 variable fails a test, not a customer) and HTML templates autoescape, so a customer's
-subject with markup in it comes back as text. Headers are set through the stdlib's
-`email.policy.default`, which refuses CR or LF in a header value: text from a message
-can never add a header of its own.
+subject with markup in it comes back as text; text a person wrote (an agent's reply) goes
+through the `paragraphs` filter, which escapes it before it adds <p> and <br>. Headers are
+set through the stdlib's `email.policy.default`, which refuses CR or LF in a header value:
+text from a message can never add a header of its own.
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ from jinja2 import (
     TemplateNotFound,
     select_autoescape,
 )
+from markupsafe import Markup, escape
 
 from maildesk.config import Config
 
 _SPACE = re.compile(r"\s+")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
 
 
 _ENVIRONMENTS: dict[Path | None, Environment] = {}
@@ -52,7 +55,7 @@ def environment(config: Config) -> Environment:
     if config.source is not None and (config.source.parent / "templates").is_dir():
         loaders.append(FileSystemLoader(str(config.source.parent / "templates")))
     loaders.append(PackageLoader("maildesk", "templates"))
-    return Environment(
+    env = Environment(
         loader=ChoiceLoader(loaders),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
@@ -60,6 +63,18 @@ def environment(config: Config) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["paragraphs"] = paragraphs
+    return env
+
+
+def paragraphs(text: str) -> Markup:
+    """Plain text as HTML: escaped first, then blank lines become paragraphs and newlines <br>.
+
+    For text a person wrote (an agent's reply, a note): whatever markup it holds shows as text.
+    """
+    escaped = str(escape(text)).replace("\r\n", "\n").replace("\r", "\n").strip()
+    parts = [part for part in _BLANK_LINE.split(escaped) if part.strip()]
+    return Markup("\n".join("<p>" + "<br>\n".join(part.rstrip().split("\n")) + "</p>" for part in parts))
 
 
 def one_line(text: str, limit: int = 200) -> str:
