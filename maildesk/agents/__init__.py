@@ -27,12 +27,12 @@ from maildesk.tickets.store.models import Event, Message, OutboundMail
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext, Verdict
 
-__all__ = ["COMMANDS", "AgentMail", "identify_stage", "is_internal", "run", "set_issue_type", "set_team"]
+__all__ = ["COMMANDS", "AgentMail", "identify_stage", "run", "set_issue_type", "set_team"]
 
 log = logging.getLogger(__name__)
 
 # which command's mail the requester gets when the agent wrote no text: the weightiest one
-_TEMPLATE_ORDER = ("closing", "resolution", "request_info", "escalation")
+_TEMPLATE_ORDER = ("closing", "resolution", "request_info", "escalation", "status_update")
 _UNVERIFIED_NOTICES_PER_HOUR = 3  # a forger cannot flood the agent they imitate
 
 
@@ -48,14 +48,6 @@ def identify_stage(ctx: MailContext) -> Verdict:
     return CONTINUE
 
 
-def is_internal(ctx: MailContext) -> bool:
-    """A trusted agent's mail that stays on the ticket: to the comment address, or `#internal`."""
-    agent = ctx.agent_mail
-    if agent is None or not agent.trusted or ctx.parsed is None:
-        return False
-    return agent.internal or any(name in INTERNAL for name, _ in commands_in(ctx.parsed.new_text))
-
-
 def run(ctx: MailContext) -> Verdict:
     from maildesk.pipeline import CONTINUE
 
@@ -67,7 +59,7 @@ def run(ctx: MailContext) -> Verdict:
         _refuse(ctx, agent)
         return CONTINUE
     found = commands_in(mail.new_text)
-    internal = is_internal(ctx)
+    internal = agent.internal
     results: list[tuple[str, Outcome]] = []
     for name, argument in found:
         given = f"#{name} {argument}".strip()
@@ -91,7 +83,7 @@ def run(ctx: MailContext) -> Verdict:
         ticket.status = "open"
         ticket.save()
 
-    text = _public_text(ctx)
+    text = agent.text
     sent = None
     if not internal and ticket.status != "spam":
         name = agent.agent.name or agent.agent.address
@@ -110,14 +102,6 @@ def run(ctx: MailContext) -> Verdict:
     if found or (not internal and sent is None):
         _confirm(ctx, agent, results, sent, internal, bool(text.strip()))
     return CONTINUE
-
-
-def _public_text(ctx: MailContext) -> str:
-    """What the customer reads: the stored new text (commands already removed by the record stage)."""
-    if ctx.message_pk is None:
-        return ""
-    row = Message.get_or_none(Message.id == ctx.message_pk)
-    return row.text if row is not None else ""
 
 
 def _customer_template(results: list[tuple[str, Outcome]]) -> Outcome | None:

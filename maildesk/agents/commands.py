@@ -210,7 +210,11 @@ def _priority(act: Act) -> Outcome:
     before = ticket.priority
     ticket.priority, ticket.updated_at = level, act.now
     ticket.save()
-    return Outcome(True, f"priority {before} -> {level}")
+    # seed 003: a change of priority is told to the requester as soon as it is made
+    return Outcome(
+        True, f"priority {before} -> {level}", "status_update",
+        {"status": f"now handled at {level} priority", "update": "", "priority": level},
+    )  # fmt: skip
 
 
 def _escalate(act: Act) -> Outcome:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from maildesk.agents.commands import INTERNAL, commands_in, without_commands
 from maildesk.config import AgentConfig, Config
 from maildesk.respond.addresses import ReplyToken, verify
 from maildesk.screen.spam import authentication_failures
@@ -34,11 +35,9 @@ class AgentMail:
     token: ReplyToken | None
     trusted: bool
     problem: str = ""  # why it is not trusted, for the event and the agent's notice
-
-    @property
-    def internal(self) -> bool:
-        """Mail to the comment address is an internal note whatever it says."""
-        return self.token is not None and self.token.purpose == "comment"
+    # trusted mail only: to the comment address or with `#internal`, it stays on the ticket
+    internal: bool = False
+    text: str = ""  # trusted mail only: the new text without its command lines
 
 
 def signed_tokens(mail: ParsedMail, config: Config, secret: str) -> tuple[list[ReplyToken], bool]:
@@ -92,4 +91,6 @@ def identify(mail: ParsedMail, config: Config, secret: str) -> AgentMail | None:
     forged = authentication_failures(mail, sender.rpartition("@")[2])
     if forged:
         return AgentMail(owner, row.id, token, False, "; ".join(forged))
-    return AgentMail(owner, row.id, token, True)
+    found = commands_in(mail.new_text)
+    internal = token.purpose == "comment" or any(name in INTERNAL for name, _ in found)
+    return AgentMail(owner, row.id, token, True, internal=internal, text=without_commands(mail.new_text))

@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from peewee import fn
 
-from maildesk.agents import is_internal
-from maildesk.agents.commands import without_commands
 from maildesk.clock import naive_utc
 from maildesk.subjects import strip_prefixes, subject_key
 from maildesk.tickets.directory import contact_for
@@ -65,7 +63,7 @@ def record(ctx: MailContext) -> Verdict:
     is_agent = trusted or (bool(mail.sender and config.agent(mail.sender.email)) and not automatic)
     who = str(mail.sender or "unknown sender")
     kind = verdict.kind if automatic else "agent" if trusted else "customer"
-    text = without_commands(mail.new_text) if trusted else mail.new_text
+    text = ctx.agent_mail.text if trusted and ctx.agent_mail is not None else mail.new_text
 
     if decision.ticket_id is None:
         ticket = _open_ticket(mail, sender, now, ctx.sql)
@@ -113,7 +111,7 @@ def record(ctx: MailContext) -> Verdict:
             "inbound": ctx.spool_id,
             "message_id": mail.message_id[:990],
             "direction": "in",
-            "visibility": "internal" if trusted and is_internal(ctx) else "public",
+            "visibility": "internal" if trusted and ctx.agent_mail and ctx.agent_mail.internal else "public",
             "kind": kind,
             "from_addr": mail.sender.email if mail.sender else "",
             "from_name": mail.sender.name if mail.sender else "",
