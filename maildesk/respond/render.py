@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import default
@@ -122,7 +122,8 @@ def build(
     if reply_to:
         message["Reply-To"] = Address(one_line(from_name or config.desk.name), addr_spec=reply_to)
     message["Subject"] = one_line(subject, 250)
-    message["Date"] = format_datetime(now)
+    # naive times in maildesk are UTC; an aware one says so ("+0000", not "-0000": unknown zone)
+    message["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))
     message["Message-ID"] = f"<{new_message_id(config, now, ref)}>"
     if in_reply_to:
         message["In-Reply-To"] = f"<{in_reply_to}>"
