@@ -50,8 +50,8 @@ def ingest(desk: Desk, tmp_path: Path, name: str, raw: bytes, now: str = "2026-1
 
 def open_ticket(desk: Desk, tmp_path: Path, subject: str = "Printer on floor 2 is jammed") -> EmailMessage:
     """Anna opens a ticket; returns the notification the assignee got."""
-    ingest(desk, tmp_path, "q1", make_mail(name="Anna Berg", subject=subject, message_id="q1@customer.example"),
-           now="2026-11-02T09:01:00Z")  # fmt: skip
+    first = make_mail(name="Anna Berg", subject=subject, message_id="q1@customer.example")
+    ingest(desk, tmp_path, "q1", first, now="2026-11-02T09:01:00Z")
     ticket = desk.show("MD-1")
     assignee = ticket["assignee"]
     assert assignee, "round robin assigns the new ticket"
@@ -77,8 +77,9 @@ def test_the_assignee_is_notified_with_a_signed_reply_address_of_their_own(
     comment = next(w for w in body.split() if w.startswith("support+") and ".c." in w).rstrip(".,")
     assert verify("test-secret", comment).purpose == "comment"  # type: ignore[union-attr]
     # the customer's reply reaches the assignee too, threaded under the first notification
-    ingest(team, tmp_path, "q2", make_mail(subject="Re: [MD-1] Printer on floor 2 is jammed", body="Still jammed.",
-                                           message_id="q2@customer.example", in_reply_to="q1@customer.example"))  # fmt: skip
+    second = make_mail(subject="Re: [MD-1] Printer on floor 2 is jammed", body="Still jammed.",
+                       message_id="q2@customer.example", in_reply_to="q1@customer.example")  # fmt: skip
+    ingest(team, tmp_path, "q2", second)
     again = to_agent(sent(team), "alice@", "")
     assert "Still jammed." in again.get_body(("plain",)).get_content()
     assert again["In-Reply-To"] == "<q2@customer.example>"

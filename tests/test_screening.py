@@ -370,7 +370,8 @@ def test_agent_spam_and_notspam_commands_label_mail_and_customers_cannot_use_the
 
     def agent(sender: str, body: str, mid: str, headers: dict[str, str] | None = None) -> None:
         note = notice if sender.startswith("alice") else to_agent(sent_mail(folder), sender)
-        desk.ingest(write(tmp_path, f"{mid}.eml", reply_to(note, sender, body, message_id=mid, headers=headers)))
+        raw = reply_to(note, sender, body, message_id=mid, headers=headers)
+        desk.ingest(write(tmp_path, f"{mid}.eml", raw))
 
     customer("#spam\nplease", "c1@c")  # the requester is no agent
     agent("alice@helpdesk.example", "Looks fine.\n\n> #spam\n> quoted", "a0@h")  # a quoted command
