@@ -305,3 +305,33 @@ def test_a_generated_secret_is_kept_in_the_database_and_survives_restarts(
     signing.forget()  # as a new process would start
     answer(team, tmp_path, notice, "Fixed.\n#status resolved", "g1@h")
     assert team.show("MD-1")["status"] == "resolved"
+
+
+def test_hostile_customer_headers_cannot_add_headers_to_the_agents_notification(
+    team: Desk, tmp_path: Path
+) -> None:
+    raw = make_mail(
+        subject="Printer =?utf-8?q?jam=0D=0ABcc:_x@evil.example?=", message_id="h1@customer.example"
+    )
+    hostile_name = b"From: =?utf-8?q?Anna=E2=80=A8Bcc:_x@evil.example_=22?= <anna@customer.example>"
+    raw = raw.replace(b"From: anna@customer.example", hostile_name)
+    ingest(team, tmp_path, "h1", raw)
+    everything = sent(team)
+    assert everything, "the acknowledgement and the notification were sent"
+    for message in everything:
+        assert message["Bcc"] is None
+        assert all("\n" not in str(v) and "\r" not in str(v) for v in message.values())
+    notice = to_agent(everything, "alice@")
+    assert (
+        notice["To"].addresses[0].addr_spec == "alice@helpdesk.example" and len(notice["To"].addresses) == 1
+    )
+
+
+def test_mail_from_an_unreadable_sender_still_reaches_the_agents(team: Desk, tmp_path: Path) -> None:
+    raw = make_mail(subject="Printer on fire", message_id="u1@customer.example")
+    raw = raw.replace(
+        b"From: anna@customer.example", b"From: =?utf-8?q?Anna=0D=0ABcc:_x@evil.example?= <anna@"
+    )
+    ingest(team, tmp_path, "u1", raw)
+    notice = to_agent(sent(team), "alice@")
+    assert "Printer on fire" in str(notice["Subject"]) and notice["Bcc"] is None

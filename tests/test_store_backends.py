@@ -52,3 +52,20 @@ def test_malformed_corpus_on_both_engines(any_desk: Desk) -> None:
     assert summary["quarantined"] - summary["spam"] <= 1
     texts = [m["text"] for t in any_desk.tickets() for m in t["messages"]]
     assert all("\x00" not in t for t in texts), "PostgreSQL refuses NUL in text: it is removed"
+
+
+def test_a_database_from_before_migration_3_is_brought_up_to_date(desk: Desk, tmp_path: Path) -> None:
+    import sqlite3
+
+    (tmp_path / "1.eml").write_bytes(make_mail(message_id="old@x"))
+    desk.ingest(tmp_path / "1.eml")
+    db = desk.root / "maildesk.db"
+    with sqlite3.connect(db) as conn:  # the schema as release 2 left it
+        conn.execute("ALTER TABLE ticket DROP COLUMN tier")
+        conn.execute("DROP TABLE setting")
+        conn.execute("DELETE FROM schema_version WHERE version = 3")
+    assert desk.show("MD-1")["subject"]  # opening the desk runs the missing migration
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT tier FROM ticket").fetchall() == [(1,)]
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM setting").fetchone() == (0,)  # the secret is configured

@@ -34,13 +34,13 @@ def run(ctx: MailContext) -> Verdict:
         if failed:
             tell_team_of_bounce(ctx, failed)
         return CONTINUE
-    if mail is None or ticket is None or mail.sender is None or ctx.verdict.kind != "normal":
+    if mail is None or ticket is None or ctx.verdict.kind != "normal":
         return CONTINUE  # automatic mail is never answered; its event on the ticket says what it was
     if ctx.agent_mail is not None:
         return CONTINUE  # an agent's mail (agents.run answered it), or mail in an agent's name
     if ticket.status != "spam":
-        _tell_agents(ctx)
-    if not (ctx.new_ticket and ctx.config.respond.acknowledge):
+        _tell_agents(ctx)  # even when the sender is unreadable: a person must see it
+    if not (ctx.new_ticket and ctx.config.respond.acknowledge) or mail.sender is None:
         return CONTINUE
     reason = policy.refusal(mail.sender.email, ctx.config, ctx.now)
     if reason is not None:
@@ -69,15 +69,17 @@ def run(ctx: MailContext) -> Verdict:
 def _tell_agents(ctx: MailContext) -> None:
     """The ticket's agents get the customer's words, with their own signed reply address."""
     mail, ticket = ctx.parsed, ctx.ticket
-    assert mail is not None and mail.sender is not None and ticket is not None
+    assert mail is not None and ticket is not None
     if not ctx.new_ticket and ticket.status == "pending":
         ticket.status = "open"  # the customer answered: the ball is back with the team
         ticket.save()
+    who = (mail.sender.name, mail.sender.email) if mail.sender else ("", "an unreadable sender")
     try:
         with ticket._meta.database.atomic():
             notify_agents(
                 ticket, ctx.config, naive_utc(ctx.now), event="new" if ctx.new_ticket else "reply",
-                text=mail.new_text, requester=(mail.sender.name, mail.sender.email),
+                text=mail.new_text,
+                requester=who,
                 in_reply_to=mail.message_id, attachments=[a.filename for a in mail.attachments],
             )  # fmt: skip
     except Exception as exc:
