@@ -104,6 +104,7 @@ def test_an_agent_reply_reaches_the_customer_from_the_desk_threaded_and_stripped
     assert reply["In-Reply-To"] == "<q1@customer.example>" and "<q1@customer.example>" in reply["References"]
     assert reply["Subject"] == "Re: [MD-1] Printer on floor 2 is jammed"
     assert reply["Auto-Submitted"] is None  # a person wrote it
+    assert reply["Reply-To"].addresses[0].addr_spec == "support@helpdesk.example"
     text = reply.get_body(("plain",)).get_content()
     assert "the printer is fixed now." in text
     assert "#status" not in text and "#priority" not in text and "> " not in text  # no commands, no quote

@@ -112,6 +112,7 @@ def _acknowledge(ctx: MailContext) -> None:
         in_reply_to=mail.message_id,
         references=mail.references,
         automatic=True,
+        reply_to=ctx.config.desk.addresses[0],
     )
     row = enqueue(
         message,

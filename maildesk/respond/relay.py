@@ -106,6 +106,7 @@ def send(
         in_reply_to=in_reply_to,
         references=references,
         from_name=f"{agent_name} via {config.desk.name}" if agent_name else "",
+        reply_to=config.desk.addresses[0],  # the support address, never the agent's own
     )  # fmt: skip
     recipients = [address for _, address in to + cc]
     row = enqueue(
