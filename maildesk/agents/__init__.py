@@ -125,20 +125,17 @@ def _tell_others(ctx: MailContext, results: list[tuple[str, Outcome]]) -> None:
         .order_by(Message.id.desc())
         .first()
     )
-    for given, outcome in results:
+    by = agent.agent.name or agent.agent.address
+    for _, outcome in results:
         if not outcome.ok or not outcome.notify:
             continue
         targets = [a for a in (ctx.config.agent(x) for x in outcome.notify) if a is not None]
-        if given.startswith("#escalate"):
-            notify_agents(
-                ticket, ctx.config, now, event="escalated", text=latest.text if latest else "", requester=who,
-                agents=targets, template="escalation_notice",
-                extra={"level": outcome.context.get("level", ""), "reason": outcome.context.get("reason", ""),
-                       "by": agent.agent.name or agent.agent.address},
-            )  # fmt: skip
-        else:
-            notify_agents(ticket, ctx.config, now, event="assigned", text=latest.text if latest else "",
-                          requester=who, agents=targets)  # fmt: skip
+        escalated = outcome.notice == "escalation_notice"
+        notify_agents(
+            ticket, ctx.config, now, event="escalated" if escalated else "assigned",
+            text=latest.text if latest else "", requester=who, agents=targets, template=outcome.notice,
+            extra={**outcome.context, "by": by} if escalated else None,
+        )  # fmt: skip
 
 
 def _confirm(

@@ -56,6 +56,7 @@ class Outcome:
     tell_customer: str = ""
     context: Mapping[str, Any] = field(default_factory=dict)
     notify: tuple[str, ...] = ()  # agent addresses to send the ticket to (a new assignee, a new tier)
+    notice: str = "ticket_notice"  # the template they get
 
 
 Command = Callable[[Act], Outcome]
@@ -226,15 +227,10 @@ def _escalate(act: Act) -> Outcome:
     ticket.updated_at = act.now
     agents = [a for a in act.config.agents if a.tier == ticket.tier]
     same_team = [a for a in agents if a.team == ticket.team] or agents
-    if ticket.assignee_id is not None:
-        current = Agent.get_or_none(Agent.id == ticket.assignee_id)
-        known = {a.address.lower(): a for a in act.config.agents}
-        if (
-            current is None
-            or known.get(current.address.lower()) is None
-            or (known[current.address.lower()].tier < ticket.tier)
-        ):
-            ticket.assignee = None  # the new tier takes it; the SLA clock sees it unclaimed
+    assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
+    configured = act.config.agent(assignee.address) if assignee is not None else None
+    if configured is None or configured.tier < ticket.tier:
+        ticket.assignee = None  # the new tier takes it over; the SLA clock sees it unclaimed
     ticket.save()
     reason = act.argument.strip()
     told = tuple(a.address for a in same_team)
@@ -245,6 +241,7 @@ def _escalate(act: Act) -> Outcome:
         "escalation",
         {"level": TIERS[ticket.tier], "reason": reason},
         notify=told,
+        notice="escalation_notice",
     )
 
 
