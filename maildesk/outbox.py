@@ -4,9 +4,10 @@ Stages only ever call `enqueue`, inside the transaction that records what caused
 mail, so a message is queued exactly when its cause is stored, and a crash can neither
 lose it nor queue it twice. `send_due` delivers what is due through the configured relay:
 `maildir:PATH` (a local Maildir, the embedded default, for a person or an MTA to pick up)
-or `smtp://host:port` / `smtps://host:port` (with STARTTLS where offered, and a login when
-configured). A failed delivery is retried with growing delays; after MAX_TRIES, or at once
-for a permanent (5xx) refusal, the row is parked as `failed` with the error, never deleted.
+or `smtp://host:port` / `smtps://host:port` (with STARTTLS where offered, a login when
+configured, and `outbound.ca_file` to trust a private CA). A failed delivery is retried with
+growing delays; after MAX_TRIES, or at once for a permanent (5xx) refusal, the row is parked
+as `failed` with the error, never deleted.
 """
 
 from __future__ import annotations
@@ -205,7 +206,7 @@ class _Relay:
         parts = urlsplit(self.url)
         host, secure = parts.hostname or "localhost", parts.scheme == "smtps"
         port = parts.port or (465 if secure else 25)
-        context = ssl.create_default_context()
+        context = ssl.create_default_context(cafile=self.config.outbound.ca_file or None)
         smtp: smtplib.SMTP
         if secure:
             smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
