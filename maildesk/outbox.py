@@ -31,7 +31,7 @@ from peewee import Database
 
 from maildesk.clock import naive_utc
 from maildesk.config import Config
-from maildesk.tickets.store.models import OutboundMail, Ticket
+from maildesk.tickets.store.models import Event, OutboundMail, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -95,11 +95,26 @@ def automatic_sent_to(address: str, since: datetime) -> int:
 
 
 def send_due(config: Config, database: Database, now: datetime, limit: int = 200) -> Delivery:
-    """Send every queued message whose time has come; one connection to the relay per pass."""
+    """Send every queued message whose time has come; one connection to the relay per pass.
+
+    A refused message is retried or parked on its own; when the relay itself cannot be
+    reached or will not let us in (refused connection, TLS, a 535 login), every message still
+    due in this pass waits for its next try: that is the desk's problem, not the messages'.
+    """
+    when = naive_utc(now)
     with database.connection_context():
         due = list(
-            OutboundMail.select()
-            .where((OutboundMail.state == QUEUED) & (OutboundMail.next_try_at <= naive_utc(now)))
+            OutboundMail.select(
+                OutboundMail.id,
+                OutboundMail.ticket,
+                OutboundMail.message_id,
+                OutboundMail.kind,
+                OutboundMail.sender,
+                OutboundMail.recipients,
+                OutboundMail.data,
+                OutboundMail.tries,
+            )
+            .where((OutboundMail.state == QUEUED) & (OutboundMail.next_try_at <= when))
             .order_by(OutboundMail.id)
             .limit(limit)
         )
@@ -107,35 +122,79 @@ def send_due(config: Config, database: Database, now: datetime, limit: int = 200
             return Delivery()
         sent = retrying = failed = 0
         with _Relay(config) as relay:
-            for row in due:
+            for i, row in enumerate(due):
+                recipients = json.loads(row.recipients)
                 try:
-                    row.path = relay.deliver(row.sender, json.loads(row.recipients), bytes(row.data or b""))
+                    row.path = relay.deliver(row.sender, recipients, bytes(row.data or b""))
+                except _Unavailable as exc:
+                    log.error("outbox: %s; %d message(s) wait for their next try", exc, len(due) - i)
+                    for waiting in due[i:]:
+                        if _refused(waiting, str(exc), False, when, level=logging.INFO):
+                            failed += 1
+                        else:
+                            retrying += 1
+                    break
                 except _Refused as exc:
-                    row.tries += 1
-                    permanent = exc.permanent or row.tries >= MAX_TRIES
-                    row.last_error = str(exc)[:2000]
-                    if permanent:
-                        row.state = FAILED
+                    if _refused(row, str(exc), exc.permanent, when):
                         failed += 1
-                        log.error("outbox %s to %s failed for good: %s", row.id, row.recipients, exc)
                     else:
-                        delay = RETRY_DELAYS[min(row.tries - 1, len(RETRY_DELAYS) - 1)]
-                        row.next_try_at = naive_utc(now) + timedelta(seconds=delay)
                         retrying += 1
-                        log.warning("outbox %s: %s; retry in %d s", row.id, exc, delay)
                 else:
                     row.tries += 1
-                    row.state, row.sent_at, row.last_error = SENT, naive_utc(now), ""
+                    row.state, row.sent_at, row.last_error = SENT, when, ""
+                    row.save(only=[OutboundMail.tries, OutboundMail.state, OutboundMail.sent_at,
+                                   OutboundMail.last_error, OutboundMail.path])  # fmt: skip
                     sent += 1
-                    log.info("outbox %s sent (%s) to %s", row.id, row.kind, row.recipients)
-                row.save()
+                    log.info(
+                        "outbox %s sent (%s) to %s", row.id, row.kind, ", ".join(recipients),
+                        extra={"message_id": row.message_id, "stage": "outbox"},
+                    )  # fmt: skip
         return Delivery(sent, retrying, failed)
 
 
+def _refused(
+    row: OutboundMail, error: str, permanent: bool, now: datetime, level: int = logging.WARNING
+) -> bool:
+    """Count a failed try on `row`: retry later, or park it (True) and say so on its ticket."""
+    row.tries += 1
+    row.last_error = error[:2000]
+    extra = {"message_id": row.message_id, "stage": "outbox"}
+    with row._meta.database.atomic():
+        if permanent or row.tries >= MAX_TRIES:
+            row.state = FAILED
+            row.save(only=[OutboundMail.tries, OutboundMail.last_error, OutboundMail.state])
+            if row.ticket_id is not None:
+                detail = f"{row.kind} to {', '.join(json.loads(row.recipients))}: {error}"
+                Event.create(ticket=row.ticket_id, at=now, kind="delivery_failed", detail=detail[:4000],
+                             actor="maildesk")  # fmt: skip
+            log.error("outbox %s to %s failed for good: %s", row.id, row.recipients, error, extra=extra)
+            return True
+        delay = RETRY_DELAYS[min(row.tries - 1, len(RETRY_DELAYS) - 1)]
+        row.next_try_at = now + timedelta(seconds=delay)
+        row.save(only=[OutboundMail.tries, OutboundMail.last_error, OutboundMail.next_try_at])
+    log.log(level, "outbox %s: %s; retry in %d s", row.id, error, delay, extra=extra)
+    return False
+
+
 class _Refused(Exception):
+    """The relay would not take this message: 4xx (try again later) or 5xx (`permanent`)."""
+
     def __init__(self, message: str, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class _Unavailable(Exception):
+    """No session with the relay: cannot connect, TLS fails, or the login is refused."""
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    text = (
+        exc.smtp_error.decode("utf-8", "replace")
+        if isinstance(exc.smtp_error, bytes)
+        else str(exc.smtp_error)
+    )
+    return f"{exc.smtp_code} {text}"
 
 
 class _Relay:
@@ -145,6 +204,7 @@ class _Relay:
         self.config = config
         self.url = config.outbound.relay
         self.smtp: smtplib.SMTP | None = None
+        self.folder: Path | None = None
 
     def __enter__(self) -> _Relay:
         return self
@@ -163,12 +223,15 @@ class _Relay:
         return ""
 
     def _maildir(self, data: bytes) -> str:
-        folder = Path(self.url[len("maildir:") :])
-        if not folder.is_absolute() and self.config.source is not None:
-            folder = self.config.source.parent / folder
+        folder = self.folder
         try:
-            for sub in ("tmp", "new", "cur"):
-                (folder / sub).mkdir(parents=True, exist_ok=True)
+            if folder is None:
+                folder = Path(self.url[len("maildir:") :])
+                if not folder.is_absolute() and self.config.source is not None:
+                    folder = self.config.source.parent / folder
+                for sub in ("tmp", "new", "cur"):
+                    (folder / sub).mkdir(parents=True, exist_ok=True)
+                self.folder = folder
             name = f"{time.time_ns()}.{os.getpid()}.{socket.gethostname()}"
             tmp = folder / "tmp" / name
             # Maildir delivery: write and fsync in tmp/, then rename into new/ so a reader
@@ -180,22 +243,26 @@ class _Relay:
             final = folder / "new" / name
             os.rename(tmp, final)
         except OSError as exc:
-            raise _Refused(f"cannot write to {folder}: {exc.strerror}", permanent=False) from exc
+            raise _Unavailable(f"cannot write to {folder}: {exc.strerror}") from exc
         return str(final)
 
     def _smtp_send(self, sender: str, recipients: list[str], data: bytes) -> None:
+        if self.smtp is None:
+            self.smtp = self._connect()
         try:
-            if self.smtp is None:
-                self.smtp = self._connect()
             # internationalised addresses need SMTPUTF8 (RFC 6531), which the relay must offer
             options = ["SMTPUTF8"] if not all(a.isascii() for a in [sender, *recipients]) else []
             refused = self.smtp.sendmail(sender, recipients, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            raise _Refused(f"recipients refused: {exc.recipients}", all(c >= 500 for c in codes)) from exc
+            refusals = "; ".join(
+                f"{address}: {code} {text.decode('utf-8', 'replace')}"
+                for address, (code, text) in exc.recipients.items()
+            )
+            raise _Refused(f"recipients refused: {refusals}", all(c >= 500 for c in codes)) from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            raise _Refused(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code >= 500) from exc
+            raise _Refused(_reply(exc), exc.smtp_code >= 500) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise _Refused(f"relay {self.url}: {exc}", permanent=False) from exc
@@ -206,18 +273,29 @@ class _Relay:
         parts = urlsplit(self.url)
         host, secure = parts.hostname or "localhost", parts.scheme == "smtps"
         port = parts.port or (465 if secure else 25)
-        context = ssl.create_default_context(cafile=self.config.outbound.ca_file or None)
-        smtp: smtplib.SMTP
-        if secure:
-            smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
-        else:
-            smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
-            smtp.ehlo()
-            if smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
+        smtp: smtplib.SMTP | None = None
+        try:
+            context = ssl.create_default_context(cafile=self.config.outbound.ca_file or None)
+            if secure:
+                smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+            else:
+                smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
                 smtp.ehlo()
-        if self.config.outbound.username:
-            smtp.login(self.config.outbound.username, self.config.outbound.password.reveal())
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=context)
+                    smtp.ehlo()
+            if self.config.outbound.username:
+                # a refused login (535) is retried like a refused connection: a wrong password is
+                # fixed in the config, and the mail must still be there when it is
+                smtp.login(self.config.outbound.username, self.config.outbound.password.reveal())
+        except smtplib.SMTPResponseException as exc:
+            if smtp is not None:
+                smtp.close()
+            raise _Unavailable(f"relay {self.url}: {_reply(exc)}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            if smtp is not None:
+                smtp.close()
+            raise _Unavailable(f"relay {self.url}: {exc}") from exc
         return smtp
 
     def _drop(self) -> None:
