@@ -1,0 +1,381 @@
+"""The outbox against a real aiosmtpd relay on loopback, driven by `maildesk outbox flush --now`.
+
+Messages are queued the way the pipeline queues them: a customer's mail is ingested and
+acknowledged. The relay is aiosmtpd's `Controller` with a handler that counts every
+Message-ID it accepts, so "delivered exactly once" is checked at the receiving end, and that
+can be told to refuse (4xx or 5xx, at RCPT or at DATA). `--now` moves the clock, so retries
+are driven without waiting.
+
+Not tested, by design: a crash between the relay's 250 and the row's update sends that
+message again on the next pass (at-least-once; the Message-ID stays the same, so the
+customer's client shows it once). `send_due` commits sent rows in batches, so at most one
+batch can be sent twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import email
+import sqlite3
+import ssl
+import subprocess
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import default
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from maildesk.outbox import MAX_TRIES, RETRY_DELAYS
+from tests.conftest import Desk
+from tests.mail import make_mail
+from tests.smtp_server import free_port
+
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday morning
+
+
+class Relay:
+    """An aiosmtpd handler that keeps what it accepts, counted by Message-ID, or refuses as told."""
+
+    def __init__(self) -> None:
+        self.ids: collections.Counter[str] = collections.Counter()
+        self.messages: list[EmailMessage] = []
+        self.refuse_rcpt = ""  # a reply line such as "451 4.3.0 try later"; empty: accept
+        self.refuse_data = ""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if self.refuse_rcpt:
+            return self.refuse_rcpt
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse_data:
+            return self.refuse_data
+        message = email.message_from_bytes(envelope.original_content, policy=default)
+        self.ids[str(message["Message-ID"]).strip("<>")] += 1
+        self.messages.append(message)  # type: ignore[arg-type]
+        return "250 OK"
+
+
+@pytest.fixture
+def start_relay() -> Iterator[Callable[..., Controller]]:
+    """Start an aiosmtpd relay on loopback (a given port, or a free one); stopped after the test."""
+    started: list[Controller] = []
+
+    def start(handler: Relay, port: int | None = None, **smtp: Any) -> Controller:
+        controller = Controller(handler, hostname="127.0.0.1", port=port or free_port(), **smtp)
+        controller.start()
+        started.append(controller)
+        return controller
+
+    yield start
+    for controller in started:
+        controller.stop()
+
+
+def at(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def configure(desk: Desk, outbound: str) -> None:
+    desk.config.write_text(desk.config.read_text() + f"\n[outbound]\n{outbound}\n")
+
+
+def customers(desk: Desk, count: int, now: datetime = T0) -> None:
+    """`count` new tickets from as many customers, each acknowledged into the outbox."""
+    folder = desk.root / "incoming"
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        raw = make_mail(
+            sender=f"customer{i}@site{i}.example",
+            name=f"Customer {i}",
+            subject=f"Question number {i} about our invoice",
+            message_id=f"q{i}@site{i}.example",
+        )
+        (folder / f"{i:03}.eml").write_bytes(raw)
+    desk.ingest(folder, now=at(now))
+    assert len(outbox_rows(desk)) == count
+
+
+def outbox_rows(desk: Desk) -> list[dict[str, Any]]:
+    with sqlite3.connect(desk.root / "maildesk.db") as conn:
+        conn.row_factory = sqlite3.Row
+        rows = conn.execute("SELECT * FROM outbound_mail ORDER BY id").fetchall()
+    return [dict(row) for row in rows]
+
+
+def flush(desk: Desk, now: datetime) -> str:
+    result = desk.run("outbox", "flush", now=at(now))
+    assert result.code in (0, 1), result.err  # 1: something failed for good
+    return result.out.strip()
+
+
+def next_try(row: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(row["next_try_at"]).replace(tzinfo=UTC)
+
+
+def events(desk: Desk, ref: str, kind: str) -> list[dict[str, Any]]:
+    return [e for e in desk.show(ref)["events"] if e["kind"] == kind]
+
+
+# ---------------------------------------------------------------------------- relay down, then up
+
+
+def test_relay_down_keeps_everything_queued_then_delivers_each_message_once(
+    desk: Desk, start_relay: Callable[..., Controller]
+) -> None:
+    port = free_port()  # nothing listens here yet
+    configure(desk, f'relay = "smtp://127.0.0.1:{port}"')
+    customers(desk, 25)
+
+    now = T0
+    for tries, delay in enumerate(RETRY_DELAYS[:3], start=1):
+        assert flush(desk, now) == "0 sent, 25 to retry, 0 failed"
+        rows = outbox_rows(desk)
+        assert {(r["state"], r["tries"]) for r in rows} == {("queued", tries)}
+        assert {next_try(r) for r in rows} == {now + timedelta(seconds=delay)}
+        assert all(r["last_error"] for r in rows)
+        # before the next try is due, a flush leaves the rows alone
+        assert flush(desk, now + timedelta(seconds=delay - 1)) == "0 sent, 0 to retry, 0 failed"
+        assert [r["tries"] for r in outbox_rows(desk)] == [tries] * 25
+        now += timedelta(seconds=delay)
+
+    relay = Relay()
+    start_relay(relay, port=port)
+    assert flush(desk, now) == "25 sent, 0 to retry, 0 failed"
+    rows = outbox_rows(desk)
+    assert {(r["state"], r["tries"], r["last_error"]) for r in rows} == {("sent", 4, "")}
+    assert set(relay.ids) == {r["message_id"] for r in rows}
+    assert set(relay.ids.values()) == {1}  # each of the 25 exactly once
+    assert {str(m["To"]) for m in relay.messages} == {
+        f"Customer {i} <customer{i}@site{i}.example>" for i in range(25)
+    }
+
+    assert flush(desk, now + timedelta(days=1)) == "0 sent, 0 to retry, 0 failed"
+    assert sum(relay.ids.values()) == 25
+
+
+# ---------------------------------------------------------------------------- refusals
+
+
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_temporary_refusal_keeps_the_message_queued_until_the_relay_accepts(
+    desk: Desk, start_relay: Callable[..., Controller], stage: str
+) -> None:
+    relay = Relay()
+    setattr(relay, f"refuse_{stage}", "451 4.3.0 try later")
+    configure(desk, f'relay = "smtp://127.0.0.1:{start_relay(relay).port}"')
+    customers(desk, 1)
+
+    assert flush(desk, T0) == "0 sent, 1 to retry, 0 failed"
+    (row,) = outbox_rows(desk)
+    assert (row["state"], row["tries"], next_try(row)) == (
+        "queued",
+        1,
+        T0 + timedelta(seconds=RETRY_DELAYS[0]),
+    )
+    assert "451" in row["last_error"] and "try later" in row["last_error"]
+    assert not relay.ids
+
+    setattr(relay, f"refuse_{stage}", "")
+    assert flush(desk, next_try(row)) == "1 sent, 0 to retry, 0 failed"
+    (row,) = outbox_rows(desk)
+    assert (row["state"], row["tries"]) == ("sent", 2)
+    assert relay.ids == {row["message_id"]: 1}
+    assert not events(desk, "MD-1", "delivery_failed")
+
+
+@pytest.mark.parametrize("stage", ["rcpt", "data"])
+def test_a_permanent_refusal_parks_the_message_and_says_so_on_the_ticket(
+    desk: Desk, start_relay: Callable[..., Controller], stage: str
+) -> None:
+    relay = Relay()
+    setattr(relay, f"refuse_{stage}", "550 5.1.1 no such user")
+    configure(desk, f'relay = "smtp://127.0.0.1:{start_relay(relay).port}"')
+    customers(desk, 1)
+
+    result = desk.run("outbox", "flush", now=at(T0))
+    assert (result.code, result.out.strip()) == (1, "0 sent, 0 to retry, 1 failed")
+    (row,) = outbox_rows(desk)
+    assert (row["state"], row["tries"]) == ("failed", 1)
+    assert "550" in row["last_error"] and "no such user" in row["last_error"]
+    (event,) = events(desk, "MD-1", "delivery_failed")
+    assert "no such user" in event["detail"] and "customer0@site0.example" in event["detail"]
+    with sqlite3.connect(desk.root / "maildesk.db") as conn:
+        assert conn.execute("SELECT actor FROM event WHERE kind = 'delivery_failed'").fetchall() == [
+            ("maildesk",)
+        ]
+
+    # parked, never deleted and never tried again
+    relay.refuse_rcpt = relay.refuse_data = ""
+    assert flush(desk, T0 + timedelta(days=1)) == "0 sent, 0 to retry, 0 failed"
+    assert outbox_rows(desk)[0]["state"] == "failed" and not relay.ids
+
+
+def test_after_max_tries_temporary_refusals_park_the_message(
+    desk: Desk, start_relay: Callable[..., Controller]
+) -> None:
+    relay = Relay()
+    relay.refuse_data = "451 4.3.0 try later"
+    configure(desk, f'relay = "smtp://127.0.0.1:{start_relay(relay).port}"')
+    customers(desk, 1)
+
+    now = T0
+    for tries in range(1, MAX_TRIES):
+        assert flush(desk, now) == "0 sent, 1 to retry, 0 failed"
+        (row,) = outbox_rows(desk)
+        assert (row["state"], row["tries"]) == ("queued", tries)
+        now = next_try(row)
+    assert now - T0 == timedelta(seconds=sum(RETRY_DELAYS[: MAX_TRIES - 1]))
+    assert flush(desk, now) == "0 sent, 0 to retry, 1 failed"
+    (row,) = outbox_rows(desk)
+    assert (row["state"], row["tries"]) == ("failed", MAX_TRIES)
+    assert "451" in row["last_error"]
+    (event,) = events(desk, "MD-1", "delivery_failed")
+    assert "try later" in event["detail"]
+    assert not relay.ids
+
+
+# ---------------------------------------------------------------------------- STARTTLS and AUTH
+
+
+class Accounts:
+    """An aiosmtpd authenticator with one account."""
+
+    def __init__(self, login: str, password: str) -> None:
+        self.login, self.password = login.encode(), password.encode()
+        self.logins: list[str] = []
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.login
+            and auth_data.password == self.password
+        )
+        if ok:
+            self.logins.append(auth_data.login.decode())
+        return AuthResult(success=ok, handled=False)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1: (cert.pem, key.pem)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", str(key),
+         "-out", str(cert), "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def secure_relay(
+    start_relay: Callable[..., Controller], certificate: tuple[Path, Path]
+) -> tuple[Relay, Accounts, int]:
+    """A relay that takes mail only after STARTTLS and a login as outbox@helpdesk.example."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    relay, accounts = Relay(), Accounts("outbox@helpdesk.example", "s3cret")
+    controller = start_relay(
+        relay,
+        tls_context=context,
+        require_starttls=True,
+        auth_required=True,
+        auth_require_tls=True,
+        authenticator=accounts,
+    )
+    return relay, accounts, controller.port
+
+
+def test_starttls_and_login_deliver(
+    desk: Desk, secure_relay: tuple[Relay, Accounts, int], certificate: tuple[Path, Path]
+) -> None:
+    relay, accounts, port = secure_relay
+    configure(
+        desk,
+        f'relay = "smtp://127.0.0.1:{port}"\nusername = "outbox@helpdesk.example"\n'
+        f'password = "s3cret"\nca_file = "{certificate[0]}"',
+    )
+    customers(desk, 3)
+    assert flush(desk, T0) == "3 sent, 0 to retry, 0 failed"
+    assert accounts.logins == ["outbox@helpdesk.example"]  # one session for the whole pass
+    assert set(relay.ids) == {r["message_id"] for r in outbox_rows(desk)}
+    assert set(relay.ids.values()) == {1}
+
+
+def test_a_wrong_password_keeps_the_mail_queued(
+    desk: Desk, secure_relay: tuple[Relay, Accounts, int], certificate: tuple[Path, Path]
+) -> None:
+    relay, accounts, port = secure_relay
+    configure(
+        desk,
+        f'relay = "smtp://127.0.0.1:{port}"\nusername = "outbox@helpdesk.example"\n'
+        f'password = "wrong"\nca_file = "{certificate[0]}"',
+    )
+    customers(desk, 2)
+    # a 535 is the desk's configuration, not the message: retried (and logged), not parked
+    result = desk.run("outbox", "flush", now=at(T0))
+    assert (result.code, result.out.strip()) == (0, "0 sent, 2 to retry, 0 failed")
+    # said once for the pass, at ERROR, and never with the password
+    assert [line for line in result.err.splitlines() if "ERROR" in line and "535" in line] != []
+    assert "wrong" not in result.err
+    rows = outbox_rows(desk)
+    assert {(r["state"], r["tries"]) for r in rows} == {("queued", 1)}
+    assert all("535" in r["last_error"] for r in rows)
+    assert not events(desk, "MD-1", "delivery_failed")
+    assert not relay.ids and not accounts.logins
+
+    desk.config.write_text(desk.config.read_text().replace('password = "wrong"', 'password = "s3cret"'))
+    assert flush(desk, next_try(rows[0])) == "2 sent, 0 to retry, 0 failed"
+    assert set(relay.ids.values()) == {1} and len(relay.ids) == 2
+
+
+def test_an_untrusted_certificate_is_refused(desk: Desk, secure_relay: tuple[Relay, Accounts, int]) -> None:
+    relay, accounts, port = secure_relay
+    configure(
+        desk, f'relay = "smtp://127.0.0.1:{port}"\nusername = "outbox@helpdesk.example"\npassword = "s3cret"'
+    )
+    customers(desk, 1)
+    assert flush(desk, T0) == "0 sent, 1 to retry, 0 failed"
+    (row,) = outbox_rows(desk)
+    assert row["state"] == "queued" and "certificate" in row["last_error"].lower()
+    assert not accounts.logins and not relay.ids
+
+
+def test_ca_file_must_exist(desk: Desk) -> None:
+    configure(desk, 'relay = "smtp://127.0.0.1:25"\nca_file = "/nonexistent/ca.pem"')
+    result = desk.run("outbox", "flush")
+    assert result.code == 1 and "outbound.ca_file" in result.err
+
+
+# ---------------------------------------------------------------------------- the maildir default
+
+
+def test_without_a_relay_mail_lands_in_the_outbox_maildir(desk: Desk) -> None:
+    customers(desk, 1)  # the test config has no [outbound]: maildir:var/outbox next to it
+    assert flush(desk, T0) == "1 sent, 0 to retry, 0 failed"
+    folder = desk.root / "var" / "outbox"
+    (path,) = (folder / "new").iterdir()
+    assert not list((folder / "tmp").iterdir())
+    (row,) = outbox_rows(desk)
+    assert (row["state"], row["path"]) == ("sent", str(path))
+    data = path.read_bytes()
+    assert data == row["data"]  # the whole message, as queued
+    message = email.message_from_bytes(data, policy=default)
+    assert str(message["Message-ID"]).strip("<>") == row["message_id"]
+    assert message.get_content_type() == "multipart/alternative"
+    assert "opened ticket MD-1" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "<strong>MD-1</strong>" in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert flush(desk, T0 + timedelta(hours=1)) == "0 sent, 0 to retry, 0 failed"
+    assert len(list((folder / "new").iterdir())) == 1
