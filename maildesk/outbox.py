@@ -39,6 +39,7 @@ QUEUED, SENT, FAILED = "queued", "sent", "failed"
 MAX_TRIES = 8
 RETRY_DELAYS = (60, 300, 900, 1800, 3600, 7200, 14400)  # seconds after the 1st, 2nd, ... failure
 SMTP_TIMEOUT = 60.0
+MARK_EVERY = 100  # sent rows marked per UPDATE and commit; a crash may send at most these again
 
 
 @dataclass(frozen=True)
@@ -121,34 +122,50 @@ def send_due(config: Config, database: Database, now: datetime, limit: int = 200
         if not due:
             return Delivery()
         sent = retrying = failed = 0
+        delivered: list[tuple[int, str]] = []  # (id, maildir path) sent but not yet marked
+
+        def mark_delivered() -> None:
+            # one UPDATE and one commit for many sent rows: a crash before it sends them again
+            with database.atomic():
+                OutboundMail.update(
+                    state=SENT, sent_at=when, last_error="", tries=OutboundMail.tries + 1
+                ).where(OutboundMail.id.in_([id for id, _ in delivered])).execute()
+                for id, path in delivered:
+                    if path:
+                        OutboundMail.update(path=path).where(OutboundMail.id == id).execute()
+            delivered.clear()
+
         with _Relay(config) as relay:
-            for i, row in enumerate(due):
-                recipients = json.loads(row.recipients)
-                try:
-                    row.path = relay.deliver(row.sender, recipients, bytes(row.data or b""))
-                except _Unavailable as exc:
-                    log.error("outbox: %s; %d message(s) wait for their next try", exc, len(due) - i)
-                    for waiting in due[i:]:
-                        if _refused(waiting, str(exc), False, when, level=logging.INFO):
+            try:
+                for i, row in enumerate(due):
+                    recipients = json.loads(row.recipients)
+                    try:
+                        path = relay.deliver(row.sender, recipients, bytes(row.data or b""))
+                    except _Unavailable as exc:
+                        log.error("outbox: %s; %d message(s) wait for their next try", exc, len(due) - i)
+                        for waiting in due[i:]:
+                            if _refused(waiting, str(exc), False, when, level=logging.INFO):
+                                failed += 1
+                            else:
+                                retrying += 1
+                        break
+                    except _Refused as exc:
+                        if _refused(row, str(exc), exc.permanent, when):
                             failed += 1
                         else:
                             retrying += 1
-                    break
-                except _Refused as exc:
-                    if _refused(row, str(exc), exc.permanent, when):
-                        failed += 1
                     else:
-                        retrying += 1
-                else:
-                    row.tries += 1
-                    row.state, row.sent_at, row.last_error = SENT, when, ""
-                    row.save(only=[OutboundMail.tries, OutboundMail.state, OutboundMail.sent_at,
-                                   OutboundMail.last_error, OutboundMail.path])  # fmt: skip
-                    sent += 1
-                    log.info(
-                        "outbox %s sent (%s) to %s", row.id, row.kind, ", ".join(recipients),
-                        extra={"message_id": row.message_id, "stage": "outbox"},
-                    )  # fmt: skip
+                        delivered.append((row.id, path))
+                        sent += 1
+                        log.info(
+                            "outbox %s sent (%s) to %s", row.id, row.kind, ", ".join(recipients),
+                            extra={"message_id": row.message_id, "stage": "outbox"},
+                        )  # fmt: skip
+                        if len(delivered) >= MARK_EVERY:
+                            mark_delivered()
+            finally:
+                if delivered:
+                    mark_delivered()
         return Delivery(sent, retrying, failed)
 
 
