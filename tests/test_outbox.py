@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
-from email.policy import default
+from email.policy import SMTP, SMTPUTF8, default
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from maildesk.outbox import MAX_TRIES, RETRY_DELAYS
+from maildesk.outbox import (
+    MAX_TRIES,
+    RETRY_DELAYS,
+    HeaderValue,
+    WireMessage,
+    _compose_with_email_package,
+    compose,
+)
 from tests.conftest import Desk
 from tests.mail import make_mail
 from tests.smtp_server import free_port
@@ -379,3 +386,129 @@ def test_without_a_relay_mail_lands_in_the_outbox_maildir(desk: Desk) -> None:
     assert "<strong>MD-1</strong>" in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert flush(desk, T0 + timedelta(hours=1)) == "0 sent, 0 to retry, 0 failed"
     assert len(list((folder / "new").iterdir())) == 1
+
+
+# ---------------------------------------------------------------------------- composing
+
+
+def headers_for(
+    to: list[tuple[str, str]], subject: str, references: int = 1, name: str = "Example Support"
+) -> list[tuple[str, HeaderValue]]:
+    refs = [f"<{i}.{'x' * 30}@customer.example>" for i in range(references)]
+    return [
+        ("From", (name, "support@helpdesk.example")),
+        ("To", to),
+        ("Subject", subject),
+        ("Date", "Mon, 02 Nov 2026 09:00:00 +0000"),
+        ("Message-ID", "<20261102090000.abcdef.md-1@helpdesk.example>"),
+        ("References", " ".join(refs)),
+        ("Auto-Submitted", "auto-replied"),
+    ]
+
+
+TEXT = "Dear customer,\n\nline one = two  \n.\nFrom here on\n" + "long " * 40 + "\nKind regards\n"
+HTML = "<p>Dear &amp; welcome</p>\n<p>--=_not-a-boundary</p>\n"
+
+PLAIN_CASES = {
+    "simple": headers_for([("Anna Berg", "anna@customer.example")], "[MD-1] Printer on floor 2"),
+    "specials in names": headers_for(
+        [
+            ("O'Brien, Pat", "pat@customer.example"),
+            ('Say "hi" (now)', "x@customer.example"),
+            ("", "y@c.example"),
+        ],
+        "Re: [MD-2] a: b; c",
+        name="Alice via Support",
+    ),
+    "long subject and many recipients": headers_for(
+        [(f"Customer Number {i}", f"customer{i}@site{i}.example") for i in range(12)],
+        "[MD-3] " + "word " * 45 + "end",
+        references=20,
+    ),
+}
+
+
+def parsed(data: bytes) -> EmailMessage:
+    return email.message_from_bytes(data, policy=default)  # type: ignore[return-value]
+
+
+def same_message(a: EmailMessage, b: EmailMessage) -> None:
+    """Equal to a reader: the same headers (decoded), addresses, and text and HTML content."""
+    for name in ("From", "To", "Subject", "Date", "Message-ID", "References", "Auto-Submitted"):
+        assert str(a[name]) == str(b[name]), name
+    for name in ("From", "To"):
+        assert [(x.display_name, x.addr_spec) for x in a[name].addresses] == [
+            (x.display_name, x.addr_spec) for x in b[name].addresses
+        ]
+    for kind in ("plain", "html"):
+        assert content(a, kind) == content(b, kind)
+
+
+def content(message: EmailMessage, kind: str = "plain") -> str:
+    """A body part's text, with LF line ends (a message read from CRLF bytes keeps CRLF)."""
+    return message.get_body((kind,)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("case", sorted(PLAIN_CASES))
+def test_compose_writes_what_the_email_package_would(case: str) -> None:
+    headers = PLAIN_CASES[case]
+    message = compose(headers, TEXT, HTML)
+    assert isinstance(message, WireMessage)
+    wire = message.as_bytes(policy=SMTP)
+    assert message.as_bytes(policy=SMTPUTF8) == wire  # all ASCII: the same for an SMTPUTF8 relay
+    reference = _compose_with_email_package(headers, TEXT, HTML)
+    same_message(parsed(wire), parsed(reference.as_bytes(policy=SMTP)))
+    # the message object reads like the bytes, and the email package generates it the same
+    same_message(message, parsed(wire))
+    same_message(parsed(EmailMessage.as_bytes(message, policy=SMTP)), parsed(wire))
+    # on the wire: CRLF only, header lines folded at spaces to 78 where they can be
+    assert b"\n" not in wire.replace(b"\r\n", b"") and b"\r" not in wire.replace(b"\r\n", b"")
+    head = wire.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert all(len(line) <= 78 for line in head if not line.startswith(b"Content-Type: multipart"))
+    assert parsed(wire).get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in parsed(wire).iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_compose_without_html_is_one_text_part() -> None:
+    message = compose(PLAIN_CASES["simple"], TEXT)
+    back = parsed(message.as_bytes(policy=SMTP))
+    assert back.get_content_type() == "text/plain" and not back.is_multipart()
+    assert content(back) == content(_compose_with_email_package(PLAIN_CASES["simple"], TEXT, None)) == TEXT
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        headers_for([("Jürgen Müller", "juergen@customer.example")], "Grüße"),  # non-ASCII
+        headers_for([("Anna", "anna@customer.example")], "=?utf-8?q?looks_encoded?="),  # reads as RFC 2047
+        headers_for([("Anna", "anna@xn--mnchen-3ya.example")], "Tab\there"),  # a control character
+    ],
+)
+def test_what_is_not_plain_ascii_is_left_to_the_email_package(headers: list[tuple[str, HeaderValue]]) -> None:
+    message = compose(headers, TEXT, HTML)
+    assert not isinstance(message, WireMessage)
+    same_message(
+        parsed(message.as_bytes(policy=SMTP)),
+        parsed(_compose_with_email_package(headers, TEXT, HTML).as_bytes(policy=SMTP)),
+    )
+
+
+def test_a_header_cannot_be_injected() -> None:
+    headers = headers_for([("Anna", "anna@customer.example")], "Help\r\nBcc: evil@x.example")
+    with pytest.raises(ValueError, match="linefeed or carriage return"):
+        compose(headers, TEXT, HTML)
+    hostile = headers_for([("Anna\r\nBcc: evil@x.example", "anna@customer.example")], "Help")
+    with pytest.raises(ValueError):
+        compose(hostile, TEXT, HTML)
+
+
+def test_a_changed_message_is_generated_again() -> None:
+    message = compose(PLAIN_CASES["simple"], TEXT, HTML)
+    first = message.as_bytes(policy=SMTP)
+    assert message.as_bytes(policy=SMTP) is first  # unchanged: the bytes it was written as
+    message["X-Extra"] = "1"
+    assert b"X-Extra: 1\r\n" in message.as_bytes(policy=SMTP)
+    message = compose(PLAIN_CASES["simple"], TEXT, HTML)
+    message.get_body(("plain",)).set_content("changed text\n")  # type: ignore[union-attr]
+    back = parsed(message.as_bytes(policy=SMTP))
+    assert content(back) == "changed text\n"
