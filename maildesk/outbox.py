@@ -467,14 +467,13 @@ class _Relay:
         port = parts.port or (465 if secure else 25)
         smtp: smtplib.SMTP | None = None
         try:
-            context = ssl.create_default_context(cafile=self.config.outbound.ca_file or None)
             if secure:
-                smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
+                smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=self._tls())
             else:
                 smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
                 smtp.ehlo()
                 if smtp.has_extn("starttls"):
-                    smtp.starttls(context=context)
+                    smtp.starttls(context=self._tls())
                     smtp.ehlo()
             if self.config.outbound.username:
                 # a refused login (535) is retried like a refused connection: a wrong password is
@@ -489,6 +488,10 @@ class _Relay:
                 smtp.close()
             raise _Unavailable(f"relay {self.url}: {exc}") from exc
         return smtp
+
+    def _tls(self) -> ssl.SSLContext:
+        # made only when TLS is used: loading the system's CA certificates takes some 20 ms
+        return ssl.create_default_context(cafile=self.config.outbound.ca_file or None)
 
     def _drop(self) -> None:
         if self.smtp is not None:
