@@ -7,7 +7,11 @@ lose it nor queue it twice. `send_due` delivers what is due through the configur
 or `smtp://host:port` / `smtps://host:port` (with STARTTLS where offered, a login when
 configured, and `outbound.ca_file` to trust a private CA). A failed delivery is retried with
 growing delays; after MAX_TRIES, or at once for a permanent (5xx) refusal, the row is parked
-as `failed` with the error, never deleted.
+as `failed` with the error (and an event on its ticket), never deleted.
+
+Delivery is at least once: sent rows are marked in one UPDATE per MARK_EVERY messages, so a
+crash after the relay's 250 and before that update sends up to MARK_EVERY messages again on
+the next pass, with the same Message-ID (so a client that deduplicates shows it once).
 """
 
 from __future__ import annotations

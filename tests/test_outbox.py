@@ -7,9 +7,10 @@ can be told to refuse (4xx or 5xx, at RCPT or at DATA). `--now` moves the clock,
 are driven without waiting.
 
 Not tested, by design: a crash between the relay's 250 and the row's update sends that
-message again on the next pass (at-least-once; the Message-ID stays the same, so the
-customer's client shows it once). `send_due` commits sent rows in batches, so at most one
-batch can be sent twice.
+message again on the next pass (at-least-once; the Message-ID stays the same, so a client
+that deduplicates shows it once). `send_due` marks sent rows once per MARK_EVERY messages,
+so at most that many can be sent twice. The composing tests at the end compare
+`outbox.compose` with the email package it stands in for.
 """
 
 from __future__ import annotations
@@ -319,6 +320,19 @@ def test_starttls_and_login_deliver(
     assert accounts.logins == ["outbox@helpdesk.example"]  # one session for the whole pass
     assert set(relay.ids) == {r["message_id"] for r in outbox_rows(desk)}
     assert set(relay.ids.values()) == {1}
+
+
+def test_smtps_delivers_over_implicit_tls(
+    desk: Desk, start_relay: Callable[..., Controller], certificate: tuple[Path, Path]
+) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(*certificate)
+    relay = Relay()
+    port = start_relay(relay, ssl_context=context).port
+    configure(desk, f'relay = "smtps://127.0.0.1:{port}"\nca_file = "{certificate[0]}"')
+    customers(desk, 2)
+    assert flush(desk, T0) == "2 sent, 0 to retry, 0 failed"
+    assert set(relay.ids) == {r["message_id"] for r in outbox_rows(desk)}
 
 
 def test_a_wrong_password_keeps_the_mail_queued(
