@@ -137,7 +137,7 @@ class WireMessage(EmailMessage):
         for part in self.walk():
             payload = part._payload  # type: ignore[attr-defined]
             state.append(
-                (part, tuple(part.raw_items()), payload if isinstance(payload, str) else tuple(payload))
+                (part, tuple(part.raw_items()), tuple(payload) if isinstance(payload, list) else payload)
             )
         return tuple(state)
 
@@ -304,14 +304,14 @@ def send_due(config: Config, database: Database, now: datetime, limit: int = 200
         delivered: list[tuple[int, str]] = []  # (id, maildir path) sent but not yet marked
 
         def mark_delivered() -> None:
-            # one UPDATE and one commit for many sent rows: a crash before it sends them again
+            # one UPDATE and one commit for many sent rows (a crash before it: they go again)
             with database.atomic():
                 OutboundMail.update(
                     state=SENT, sent_at=when, last_error="", tries=OutboundMail.tries + 1
-                ).where(OutboundMail.id.in_([id for id, _ in delivered])).execute()
-                for id, path in delivered:
+                ).where(OutboundMail.id.in_([row_id for row_id, _ in delivered])).execute()
+                for row_id, path in delivered:
                     if path:
-                        OutboundMail.update(path=path).where(OutboundMail.id == id).execute()
+                        OutboundMail.update(path=path).where(OutboundMail.id == row_id).execute()
             delivered.clear()
 
         with _Relay(config) as relay:
