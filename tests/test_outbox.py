@@ -526,3 +526,8 @@ def test_a_changed_message_is_generated_again() -> None:
     message.get_body(("plain",)).set_content("changed text\n")  # type: ignore[union-attr]
     back = parsed(message.as_bytes(policy=SMTP))
     assert content(back) == "changed text\n"
+    message = compose(PLAIN_CASES["simple"], TEXT, HTML)
+    message.clear_content()
+    assert b"Dear customer" not in message.as_bytes(policy=SMTP)
+    message.set_content("only this\n")
+    assert content(parsed(message.as_bytes(policy=SMTP))) == "only this\n"
