@@ -73,6 +73,16 @@ class Relay:
 
 
 @pytest.fixture
+def desk(desk: Desk) -> Desk:
+    """The shared test desk without agents or teams: a customer's mail queues its acknowledgement only."""
+    desk.config.write_text(
+        '[desk]\nname = "Example Support"\naddresses = ["support@helpdesk.example"]\n'
+        f'ticket_prefix = "MD"\nsecret = "test-secret"\n[storage]\npath = "{desk.storage}"\n'
+    )
+    return desk
+
+
+@pytest.fixture
 def start_relay() -> Iterator[Callable[..., Controller]]:
     """Start an aiosmtpd relay on loopback (a given port, or a free one); stopped after the test."""
     started: list[Controller] = []
@@ -109,7 +119,7 @@ def customers(desk: Desk, count: int, now: datetime = T0) -> None:
         )
         (folder / f"{i:03}.eml").write_bytes(raw)
     desk.ingest(folder, now=at(now))
-    assert len(outbox_rows(desk)) == count
+    assert [r["kind"] for r in outbox_rows(desk)] == ["acknowledgement"] * count
 
 
 def outbox_rows(desk: Desk) -> list[dict[str, Any]]:
