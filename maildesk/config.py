@@ -86,6 +86,7 @@ class OutboundConfig:
     relay: str = "maildir:var/outbox"
     username: str = ""
     password: Secret = Secret("outbound.password", "")
+    ca_file: str = ""  # a private CA or self-signed certificate to trust; empty: the system's
 
 
 @dataclass(frozen=True)
@@ -456,7 +457,12 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         raise ConfigError(
             "outbound.relay", f"{relay!r}: use maildir:PATH, smtp://host:port or smtps://host:port"
         )
-    outbound = OutboundConfig(relay=relay, username=o.get("username", ""), password=o.secret("password"))
+    ca_file = o.get("ca_file", "")
+    if ca_file and not Path(ca_file).is_file():
+        raise ConfigError("outbound.ca_file", f"{ca_file} is not a readable file")
+    outbound = OutboundConfig(
+        relay=relay, username=o.get("username", ""), password=o.secret("password"), ca_file=ca_file
+    )
     o.finish()
 
     imap = []

@@ -4,16 +4,24 @@ Stages only ever call `enqueue`, inside the transaction that records what caused
 mail, so a message is queued exactly when its cause is stored, and a crash can neither
 lose it nor queue it twice. `send_due` delivers what is due through the configured relay:
 `maildir:PATH` (a local Maildir, the embedded default, for a person or an MTA to pick up)
-or `smtp://host:port` / `smtps://host:port` (with STARTTLS where offered, and a login when
-configured). A failed delivery is retried with growing delays; after MAX_TRIES, or at once
-for a permanent (5xx) refusal, the row is parked as `failed` with the error, never deleted.
+or `smtp://host:port` / `smtps://host:port` (with STARTTLS where offered, a login when
+configured, and `outbound.ca_file` to trust a private CA). A failed delivery is retried with
+growing delays; after MAX_TRIES, or at once for a permanent (5xx) refusal, the row is parked
+as `failed` with the error (and an event on its ticket), never deleted.
+
+Delivery is at least once: sent rows are marked in one UPDATE per MARK_EVERY messages, so a
+crash after the relay's 250 and before that update sends up to MARK_EVERY messages again on
+the next pass, with the same Message-ID (so a client that deduplicates shows it once).
 """
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 import os
+import re
+import secrets
 import smtplib
 import socket
 import ssl
@@ -21,8 +29,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
+from email.policy import SMTP, SMTPUTF8, Policy, default
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -30,7 +39,8 @@ from peewee import Database
 
 from maildesk.clock import naive_utc
 from maildesk.config import Config
-from maildesk.tickets.store.models import OutboundMail, Ticket
+from maildesk.tickets.store.fast import Statements
+from maildesk.tickets.store.models import Event, OutboundMail, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +48,7 @@ QUEUED, SENT, FAILED = "queued", "sent", "failed"
 MAX_TRIES = 8
 RETRY_DELAYS = (60, 300, 900, 1800, 3600, 7200, 14400)  # seconds after the 1st, 2nd, ... failure
 SMTP_TIMEOUT = 60.0
+MARK_EVERY = 100  # sent rows marked per UPDATE and commit; a crash may send at most these again
 
 
 @dataclass(frozen=True)
@@ -58,26 +69,196 @@ def enqueue(
     automatic: bool,
     now: datetime,
     ticket: Ticket | int | None = None,
+    sql: Statements | None = None,
 ) -> OutboundMail:
-    """Queue a finished message for sending; committed with the caller's transaction."""
-    message_id = message["Message-ID"].strip().strip("<>")
+    """Queue a finished message for sending; committed with the caller's transaction.
+
+    `sql` (the pipeline's pre-rendered statements) makes the INSERT several times cheaper.
+    """
+    # read as stored: parsing the header into a MessageIDHeader costs more than the rest
+    message_id = next(
+        ("".join(str(v).splitlines()) for k, v in message.raw_items() if k.lower() == "message-id"), ""
+    )
+    message_id = message_id.strip().strip("<>")
+    if not message_id:
+        raise ValueError("an outgoing message needs a Message-ID")
     # CRLF line ends, headers folded: as it goes on the wire; UTF-8 headers only where an
     # address needs them (RFC 6532), since the relay must then offer SMTPUTF8
     wide = not all(a.isascii() for a in [sender, *recipients])
-    data = message.as_bytes(policy=SMTPUTF8 if wide else SMTP)
-    return OutboundMail.create(
-        ticket=ticket,
-        message_id=message_id,
-        recipients=json.dumps(list(recipients)),
-        recipient=recipients[0].lower() if recipients else "",
-        kind=kind,
-        automatic=automatic,
-        sender=sender,
-        data=data,
-        state=QUEUED,
-        next_try_at=naive_utc(now),
-        created_at=naive_utc(now),
-    )
+    values = {
+        "ticket": ticket,
+        "message_id": message_id,
+        "recipients": json.dumps(list(recipients)),
+        "recipient": recipients[0].lower() if recipients else "",
+        "kind": kind,
+        "automatic": automatic,
+        "sender": sender,
+        "data": message.as_bytes(policy=SMTPUTF8 if wide else SMTP),
+        "state": QUEUED,
+        "next_try_at": naive_utc(now),
+        "created_at": naive_utc(now),
+    }
+    if sql is None:
+        return OutboundMail.create(**values)
+    row = OutboundMail(**values)
+    row.id = sql.insert(OutboundMail, values)
+    row._dirty.clear()  # as stored
+    return row
+
+
+# a header for `compose`: text, one (display name, address) mailbox, or a list of mailboxes
+HeaderValue = str | tuple[str, str] | list[tuple[str, str]]
+
+FOLD_AT = 78  # header lines are folded to this length where they can be (RFC 5322 2.1.1)
+_PRINTABLE = re.compile(r"[\x20-\x7e]*\Z")  # ASCII without CR, LF or any other control character
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\Z")  # dot-atom@domain
+_SPECIALS = frozenset('()<>@,:;."[]\\')  # a display name with one of these is quoted (RFC 5322 3.2.3)
+
+
+class WireMessage(EmailMessage):
+    """A message made by `compose`, which keeps the exact bytes it is sent as.
+
+    `as_bytes(policy=SMTP)` returns those bytes for as long as no header, payload or part
+    has changed since (they are ASCII, so SMTPUTF8 gets them too); after a change, or for
+    another policy, the email package generates the message again as usual.
+    """
+
+    _wire: bytes
+    _sealed: tuple[object, ...]
+
+    def _seal(self, wire: bytes) -> WireMessage:
+        self._wire, self._sealed = wire, self._state()
+        return self
+
+    def _state(self) -> tuple[object, ...]:
+        """Every part with its headers and payload as stored: equal only while nothing changed."""
+        state = []
+        for part in self.walk():
+            payload = part._payload  # type: ignore[attr-defined]
+            state.append(
+                (part, tuple(part.raw_items()), tuple(payload) if isinstance(payload, list) else payload)
+            )
+        return tuple(state)
+
+    def as_bytes(self, unixfrom: bool = False, policy: Policy | None = None) -> bytes:
+        if not unixfrom and (policy is SMTP or policy is SMTPUTF8) and self._state() == self._sealed:
+            return self._wire
+        return super().as_bytes(unixfrom, policy)
+
+
+def compose(headers: Sequence[tuple[str, HeaderValue]], text: str, html: str | None = None) -> EmailMessage:
+    """A message with these headers, `text` and (when given) `html` as its alternative.
+
+    The common case is written directly, which is many times faster than the email package:
+    headers of printable ASCII only (so no CR or LF can start a header of its own), folded at
+    spaces, display names quoted where RFC 5322 needs it; bodies as UTF-8 quoted-printable,
+    in which the "=_" boundary cannot occur (RFC 2045 6.7). Anything else (a non-ASCII name or
+    subject, text that would read as an RFC 2047 encoded word, an address that is not a plain
+    dot-atom) is left to the email package, which encodes it or refuses it.
+    """
+    lines = _header_lines(headers)
+    if lines is None:
+        return _compose_with_email_package(headers, text, html)
+    message = WireMessage(policy=default)
+    for name, value in lines:
+        message.set_raw(name, value)
+    message.set_raw("MIME-Version", "1.0")
+    wire = [f"{name}: {value}\r\n" for name, value in lines]
+    wire.append("MIME-Version: 1.0\r\n")
+    # the parts keep LF line ends, as the email package does; the wire has CRLF
+    plain = _quoted_printable(text)
+    if html is None:
+        _set_text(message, "plain", plain)
+        wire += [_text_head("plain"), "\r\n", plain.replace("\n", "\r\n")]
+    else:
+        rich = _quoted_printable(html)
+        boundary = f"=_{secrets.token_hex(12)}"
+        message.set_raw("Content-Type", f'multipart/alternative; boundary="{boundary}"')
+        message.set_payload([_set_text(EmailMessage(policy=default), "plain", plain),  # type: ignore[arg-type]
+                             _set_text(EmailMessage(policy=default), "html", rich)])  # fmt: skip
+        wire += [
+            f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n',
+            f"--{boundary}\r\n", _text_head("plain"), "\r\n", plain.replace("\n", "\r\n"),
+            f"\r\n--{boundary}\r\n", _text_head("html"), "\r\n", rich.replace("\n", "\r\n"),
+            f"\r\n--{boundary}--\r\n",
+        ]  # fmt: skip
+    return message._seal("".join(wire).encode("ascii"))
+
+
+def _header_lines(headers: Sequence[tuple[str, HeaderValue]]) -> list[tuple[str, str]] | None:
+    """(name, folded value) for each header, or None when one needs the email package."""
+    lines = []
+    for name, value in headers:
+        if isinstance(value, str):
+            if not _PRINTABLE.match(value) or "=?" in value:
+                return None
+        else:
+            mailboxes = []
+            for display, address in [value] if isinstance(value, tuple) else value:
+                if not _ADDR_SPEC.match(address) or not _PRINTABLE.match(display) or "=?" in display:
+                    return None
+                if not _SPECIALS.isdisjoint(display):
+                    display = '"' + display.replace("\\", "\\\\").replace('"', '\\"') + '"'
+                mailboxes.append(f"{display} <{address}>" if display else address)
+            value = ", ".join(mailboxes)
+        folded = _fold(name, value)
+        if folded is None:
+            return None
+        lines.append((name, folded))
+    return lines
+
+
+def _fold(name: str, value: str) -> str | None:
+    """`value` with CRLF inserted before spaces so that lines stay within FOLD_AT where they can."""
+    if len(name) + 2 + len(value) <= FOLD_AT:
+        return value
+    if "  " in value or value.strip(" ") != value:
+        return None  # a folded line must not be only whitespace: keep to single spaces
+    words = value.split(" ")
+    lines = [f"{name}: {words[0]}"]
+    for word in words[1:]:
+        if len(lines[-1]) + 1 + len(word) > FOLD_AT:
+            lines.append(f" {word}")
+        else:
+            lines[-1] += f" {word}"
+    if max(map(len, lines)) > 998:  # the hard limit (RFC 5322 2.1.1): one word too long
+        return None
+    return "\r\n".join(lines)[len(name) + 2 :]
+
+
+def _quoted_printable(text: str) -> str:
+    """UTF-8 `text` as quoted-printable with LF line ends, ending in one."""
+    return binascii.b2a_qp(b"\n".join(text.encode("utf-8").splitlines()) + b"\n").decode("ascii")
+
+
+def _text_head(subtype: str) -> str:
+    return f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
+
+
+def _set_text(part: EmailMessage, subtype: str, body: str) -> EmailMessage:
+    part.set_raw("Content-Type", f'text/{subtype}; charset="utf-8"')
+    part.set_raw("Content-Transfer-Encoding", "quoted-printable")
+    part.set_payload(body)
+    return part
+
+
+def _compose_with_email_package(
+    headers: Sequence[tuple[str, HeaderValue]], text: str, html: str | None
+) -> EmailMessage:
+    message = EmailMessage(policy=default)
+    for name, value in headers:
+        # headerregistry, not formataddr: it takes internationalised addresses (RFC 6532)
+        if isinstance(value, tuple):
+            message[name] = Address(value[0], addr_spec=value[1])
+        elif isinstance(value, list):
+            message[name] = [Address(display, addr_spec=address) for display, address in value]
+        else:
+            message[name] = value
+    message.set_content(text, cte="quoted-printable")
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    return message
 
 
 def automatic_sent_to(address: str, since: datetime) -> int:
@@ -94,47 +275,122 @@ def automatic_sent_to(address: str, since: datetime) -> int:
 
 
 def send_due(config: Config, database: Database, now: datetime, limit: int = 200) -> Delivery:
-    """Send every queued message whose time has come; one connection to the relay per pass."""
+    """Send every queued message whose time has come; one connection to the relay per pass.
+
+    A refused message is retried or parked on its own; when the relay itself cannot be
+    reached or will not let us in (refused connection, TLS, a 535 login), every message still
+    due in this pass waits for its next try: that is the desk's problem, not the messages'.
+    """
+    when = naive_utc(now)
     with database.connection_context():
         due = list(
-            OutboundMail.select()
-            .where((OutboundMail.state == QUEUED) & (OutboundMail.next_try_at <= naive_utc(now)))
+            OutboundMail.select(
+                OutboundMail.id,
+                OutboundMail.ticket,
+                OutboundMail.message_id,
+                OutboundMail.kind,
+                OutboundMail.sender,
+                OutboundMail.recipients,
+                OutboundMail.data,
+                OutboundMail.tries,
+            )
+            .where((OutboundMail.state == QUEUED) & (OutboundMail.next_try_at <= when))
             .order_by(OutboundMail.id)
             .limit(limit)
         )
         if not due:
             return Delivery()
         sent = retrying = failed = 0
+        delivered: list[tuple[int, str]] = []  # (id, maildir path) sent but not yet marked
+
+        def mark_delivered() -> None:
+            # one UPDATE and one commit for many sent rows (a crash before it: they go again)
+            with database.atomic():
+                OutboundMail.update(
+                    state=SENT, sent_at=when, last_error="", tries=OutboundMail.tries + 1
+                ).where(OutboundMail.id.in_([row_id for row_id, _ in delivered])).execute()
+                for row_id, path in delivered:
+                    if path:
+                        OutboundMail.update(path=path).where(OutboundMail.id == row_id).execute()
+            delivered.clear()
+
         with _Relay(config) as relay:
-            for row in due:
-                try:
-                    row.path = relay.deliver(row.sender, json.loads(row.recipients), bytes(row.data or b""))
-                except _Refused as exc:
-                    row.tries += 1
-                    permanent = exc.permanent or row.tries >= MAX_TRIES
-                    row.last_error = str(exc)[:2000]
-                    if permanent:
-                        row.state = FAILED
-                        failed += 1
-                        log.error("outbox %s to %s failed for good: %s", row.id, row.recipients, exc)
+            try:
+                for i, row in enumerate(due):
+                    recipients = json.loads(row.recipients)
+                    try:
+                        path = relay.deliver(row.sender, recipients, bytes(row.data or b""))
+                    except _Unavailable as exc:
+                        log.error("outbox: %s; %d message(s) wait for their next try", exc, len(due) - i)
+                        for waiting in due[i:]:
+                            if _refused(waiting, str(exc), False, when, level=logging.INFO):
+                                failed += 1
+                            else:
+                                retrying += 1
+                        break
+                    except _Refused as exc:
+                        if _refused(row, str(exc), exc.permanent, when):
+                            failed += 1
+                        else:
+                            retrying += 1
                     else:
-                        delay = RETRY_DELAYS[min(row.tries - 1, len(RETRY_DELAYS) - 1)]
-                        row.next_try_at = naive_utc(now) + timedelta(seconds=delay)
-                        retrying += 1
-                        log.warning("outbox %s: %s; retry in %d s", row.id, exc, delay)
-                else:
-                    row.tries += 1
-                    row.state, row.sent_at, row.last_error = SENT, naive_utc(now), ""
-                    sent += 1
-                    log.info("outbox %s sent (%s) to %s", row.id, row.kind, row.recipients)
-                row.save()
+                        delivered.append((row.id, path))
+                        sent += 1
+                        log.info(
+                            "outbox %s sent (%s) to %s", row.id, row.kind, ", ".join(recipients),
+                            extra={"message_id": row.message_id, "stage": "outbox"},
+                        )  # fmt: skip
+                        if len(delivered) >= MARK_EVERY:
+                            mark_delivered()
+            finally:
+                if delivered:
+                    mark_delivered()
         return Delivery(sent, retrying, failed)
 
 
+def _refused(
+    row: OutboundMail, error: str, permanent: bool, now: datetime, level: int = logging.WARNING
+) -> bool:
+    """Count a failed try on `row`: retry later, or park it (True) and say so on its ticket."""
+    row.tries += 1
+    row.last_error = error[:2000]
+    extra = {"message_id": row.message_id, "stage": "outbox"}
+    with row._meta.database.atomic():
+        if permanent or row.tries >= MAX_TRIES:
+            row.state = FAILED
+            row.save(only=[OutboundMail.tries, OutboundMail.last_error, OutboundMail.state])
+            if row.ticket_id is not None:
+                detail = f"{row.kind} to {', '.join(json.loads(row.recipients))}: {error}"
+                Event.create(ticket=row.ticket_id, at=now, kind="delivery_failed", detail=detail[:4000],
+                             actor="maildesk")  # fmt: skip
+            log.error("outbox %s to %s failed for good: %s", row.id, row.recipients, error, extra=extra)
+            return True
+        delay = RETRY_DELAYS[min(row.tries - 1, len(RETRY_DELAYS) - 1)]
+        row.next_try_at = now + timedelta(seconds=delay)
+        row.save(only=[OutboundMail.tries, OutboundMail.last_error, OutboundMail.next_try_at])
+    log.log(level, "outbox %s: %s; retry in %d s", row.id, error, delay, extra=extra)
+    return False
+
+
 class _Refused(Exception):
+    """The relay would not take this message: 4xx (try again later) or 5xx (`permanent`)."""
+
     def __init__(self, message: str, permanent: bool) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+class _Unavailable(Exception):
+    """No session with the relay: cannot connect, TLS fails, or the login is refused."""
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    text = (
+        exc.smtp_error.decode("utf-8", "replace")
+        if isinstance(exc.smtp_error, bytes)
+        else str(exc.smtp_error)
+    )
+    return f"{exc.smtp_code} {text}"
 
 
 class _Relay:
@@ -144,6 +400,7 @@ class _Relay:
         self.config = config
         self.url = config.outbound.relay
         self.smtp: smtplib.SMTP | None = None
+        self.folder: Path | None = None
 
     def __enter__(self) -> _Relay:
         return self
@@ -162,12 +419,15 @@ class _Relay:
         return ""
 
     def _maildir(self, data: bytes) -> str:
-        folder = Path(self.url[len("maildir:") :])
-        if not folder.is_absolute() and self.config.source is not None:
-            folder = self.config.source.parent / folder
+        folder = self.folder
         try:
-            for sub in ("tmp", "new", "cur"):
-                (folder / sub).mkdir(parents=True, exist_ok=True)
+            if folder is None:
+                folder = Path(self.url[len("maildir:") :])
+                if not folder.is_absolute() and self.config.source is not None:
+                    folder = self.config.source.parent / folder
+                for sub in ("tmp", "new", "cur"):
+                    (folder / sub).mkdir(parents=True, exist_ok=True)
+                self.folder = folder
             name = f"{time.time_ns()}.{os.getpid()}.{socket.gethostname()}"
             tmp = folder / "tmp" / name
             # Maildir delivery: write and fsync in tmp/, then rename into new/ so a reader
@@ -179,22 +439,26 @@ class _Relay:
             final = folder / "new" / name
             os.rename(tmp, final)
         except OSError as exc:
-            raise _Refused(f"cannot write to {folder}: {exc.strerror}", permanent=False) from exc
+            raise _Unavailable(f"cannot write to {folder}: {exc.strerror}") from exc
         return str(final)
 
     def _smtp_send(self, sender: str, recipients: list[str], data: bytes) -> None:
+        if self.smtp is None:
+            self.smtp = self._connect()
         try:
-            if self.smtp is None:
-                self.smtp = self._connect()
             # internationalised addresses need SMTPUTF8 (RFC 6531), which the relay must offer
             options = ["SMTPUTF8"] if not all(a.isascii() for a in [sender, *recipients]) else []
             refused = self.smtp.sendmail(sender, recipients, data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
-            raise _Refused(f"recipients refused: {exc.recipients}", all(c >= 500 for c in codes)) from exc
+            refusals = "; ".join(
+                f"{address}: {code} {text.decode('utf-8', 'replace')}"
+                for address, (code, text) in exc.recipients.items()
+            )
+            raise _Refused(f"recipients refused: {refusals}", all(c >= 500 for c in codes)) from exc
         except smtplib.SMTPResponseException as exc:
             self._drop()
-            raise _Refused(f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code >= 500) from exc
+            raise _Refused(_reply(exc), exc.smtp_code >= 500) from exc
         except (smtplib.SMTPException, OSError) as exc:
             self._drop()
             raise _Refused(f"relay {self.url}: {exc}", permanent=False) from exc
@@ -205,19 +469,33 @@ class _Relay:
         parts = urlsplit(self.url)
         host, secure = parts.hostname or "localhost", parts.scheme == "smtps"
         port = parts.port or (465 if secure else 25)
-        context = ssl.create_default_context()
-        smtp: smtplib.SMTP
-        if secure:
-            smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=context)
-        else:
-            smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
-            smtp.ehlo()
-            if smtp.has_extn("starttls"):
-                smtp.starttls(context=context)
+        smtp: smtplib.SMTP | None = None
+        try:
+            if secure:
+                smtp = smtplib.SMTP_SSL(host, port, timeout=SMTP_TIMEOUT, context=self._tls())
+            else:
+                smtp = smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT)
                 smtp.ehlo()
-        if self.config.outbound.username:
-            smtp.login(self.config.outbound.username, self.config.outbound.password.reveal())
+                if smtp.has_extn("starttls"):
+                    smtp.starttls(context=self._tls())
+                    smtp.ehlo()
+            if self.config.outbound.username:
+                # a refused login (535) is retried like a refused connection: a wrong password is
+                # fixed in the config, and the mail must still be there when it is
+                smtp.login(self.config.outbound.username, self.config.outbound.password.reveal())
+        except smtplib.SMTPResponseException as exc:
+            if smtp is not None:
+                smtp.close()
+            raise _Unavailable(f"relay {self.url}: {_reply(exc)}") from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            if smtp is not None:
+                smtp.close()
+            raise _Unavailable(f"relay {self.url}: {exc}") from exc
         return smtp
+
+    def _tls(self) -> ssl.SSLContext:
+        # made only when TLS is used: loading the system's CA certificates takes some 20 ms
+        return ssl.create_default_context(cafile=self.config.outbound.ca_file or None)
 
     def _drop(self) -> None:
         if self.smtp is not None:

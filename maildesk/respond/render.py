@@ -5,8 +5,9 @@ a `templates/` folder next to the config. They render with StrictUndefined (a mi
 variable fails a test, not a customer) and HTML templates autoescape, so a customer's
 subject with markup in it comes back as text; text a person wrote (an agent's reply) goes
 through the `paragraphs` filter, which escapes it before it adds <p> and <br>. Headers are
-set through the stdlib's `email.policy.default`, which refuses CR or LF in a header value:
-text from a message can never add a header of its own.
+written by `outbox.compose`, which takes printable ASCII only and leaves anything else to
+the stdlib's `email.policy.default`, which refuses CR or LF in a header value: text from a
+message can never add a header of its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import default
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from maildesk.config import Config
+from maildesk.outbox import HeaderValue, compose
 
 _SPACE = re.compile(r"\s+")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
@@ -113,39 +113,43 @@ def build(
     the address is always the desk's, so replies come back to it. `reply_to` is where an
     answer should go (a signed agent address, for the team's notifications).
     """
-    message = EmailMessage(policy=default)
-    message["From"] = Address(one_line(from_name or config.desk.name), addr_spec=config.desk.addresses[0])
-    # headerregistry, not formataddr: it takes internationalised addresses (RFC 6532)
-    message["To"] = [Address(one_line(name), addr_spec=address) for name, address in to]
+    desk_name = one_line(from_name or config.desk.name)
+    headers: list[tuple[str, HeaderValue]] = [
+        ("From", (desk_name, config.desk.addresses[0])),
+        ("To", [(one_line(name), address) for name, address in to]),
+    ]
     if cc:
-        message["Cc"] = [Address(one_line(name), addr_spec=address) for name, address in cc]
+        headers.append(("Cc", [(one_line(name), address) for name, address in cc]))
     if reply_to:
-        message["Reply-To"] = Address(one_line(from_name or config.desk.name), addr_spec=reply_to)
-    message["Subject"] = one_line(subject, 250)
-    # naive times in maildesk are UTC; an aware one says so ("+0000", not "-0000": unknown zone)
-    message["Date"] = format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))
-    message["Message-ID"] = f"<{new_message_id(config, now, ref)}>"
+        headers.append(("Reply-To", (desk_name, reply_to)))
+    headers += [
+        ("Subject", one_line(subject, 250)),
+        # naive times in maildesk are UTC; an aware one says so ("+0000", not "-0000": unknown zone)
+        ("Date", format_datetime(now if now.tzinfo else now.replace(tzinfo=UTC))),
+        ("Message-ID", f"<{new_message_id(config, now, ref)}>"),
+    ]
     if in_reply_to:
-        message["In-Reply-To"] = f"<{in_reply_to}>"
+        headers.append(("In-Reply-To", f"<{in_reply_to}>"))
     refs = [r for r in dict.fromkeys([*references, in_reply_to]) if r][-20:]
     if refs:
-        message["References"] = " ".join(f"<{r}>" for r in refs)
+        headers.append(("References", " ".join(f"<{r}>" for r in refs)))
     if automatic:
         # RFC 3834: automatic mail says so ("auto-replied" for answers, "auto-generated" for
         # notices), and asks other responders not to answer it
-        message["Auto-Submitted"] = auto_submitted
-        message["X-Auto-Response-Suppress"] = "All"
-        message["Precedence"] = "auto_reply" if auto_submitted == "auto-replied" else "bulk"
-    message["X-Loop"] = config.desk.addresses[0]
+        headers += [
+            ("Auto-Submitted", auto_submitted),
+            ("X-Auto-Response-Suppress", "All"),
+            ("Precedence", "auto_reply" if auto_submitted == "auto-replied" else "bulk"),
+        ]
+    headers.append(("X-Loop", config.desk.addresses[0]))
     text = env.get_template(f"{template}.txt").render(context)
-    message.set_content(text, cte="quoted-printable")
     try:
         html = env.get_template(f"{template}.html")  # jinja2 caches it, and the miss, per environment
     except TemplateNotFound:
         html = None
-    if html is not None:
-        message.add_alternative(html.render(context), subtype="html")
-    return message
+    # plain ASCII headers are written directly, anything else by the stdlib's email package, which
+    # refuses CR or LF in a header value; the message keeps its bytes for the outbox
+    return compose(headers, text, html.render(context) if html is not None else None)
 
 
 def templates_folder() -> Path:
