@@ -31,6 +31,7 @@ ROLES = ("all", "intake", "worker", "clock")
 WORKER_BATCH = 50  # small batches keep the SQLite write lock short for the SMTP intake
 IDLE_WAKE = 5.0  # seconds: the worker also looks for spooled mail this often (other hosts spool too)
 SUMMARY_EVERY = 60.0
+OUTBOX_BATCH = 200  # messages per outbox pass
 OUTBOX_EVERY = 2.0  # seconds between outbox passes
 
 
@@ -177,14 +178,21 @@ class Server:
         from maildesk.outbox import send_due
 
         while True:
+            full = False
             try:
-                done = await asyncio.to_thread(send_due, self.config, desk.database, self.clock())
+                done = await asyncio.to_thread(
+                    send_due, self.config, desk.database, self.clock(), OUTBOX_BATCH
+                )
                 if done.sent or done.failed:
                     log.info("outbox: %d sent, %d to retry, %d failed", done.sent, done.retrying, done.failed)
+                # a full pass means more is waiting: go on at once rather than cap sending at a pass per tick
+                full = done.sent + done.retrying + done.failed >= OUTBOX_BATCH
             except Exception:  # a relay or database hiccup must not end the clock; rows stay queued
                 log.exception("outbox pass failed; retrying")
             if self._stop.is_set():
                 break  # one last pass after the stop sends what the last messages queued
+            if full:
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_EVERY)
 

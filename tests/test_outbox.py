@@ -10,7 +10,7 @@ Not tested, by design: a crash between the relay's 250 and the row's update send
 message again on the next pass (at-least-once; the Message-ID stays the same, so a client
 that deduplicates shows it once). `send_due` marks sent rows once per MARK_EVERY messages,
 so at most that many can be sent twice. The composing tests at the end compare
-`outbox.compose` with the email package it stands in for.
+`wire.compose` with the email package it stands in for.
 """
 
 from __future__ import annotations
@@ -31,14 +31,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from maildesk.outbox import (
-    MAX_TRIES,
-    RETRY_DELAYS,
-    HeaderValue,
-    WireMessage,
-    _compose_with_email_package,
-    compose,
-)
+from maildesk.outbox import MAX_TRIES, RETRY_DELAYS
+from maildesk.respond.wire import HeaderValue, WireMessage, _compose_with_email_package, compose
 from tests.conftest import Desk
 from tests.mail import make_mail
 from tests.smtp_server import free_port

@@ -122,6 +122,7 @@ def _acknowledge(ctx: MailContext) -> None:
         automatic=True,
         now=ctx.now,
         ticket=ticket.id,
+        sql=ctx.sql,
     )
     Message.create(
         ticket=ticket,

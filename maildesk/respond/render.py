@@ -5,7 +5,7 @@ a `templates/` folder next to the config. They render with StrictUndefined (a mi
 variable fails a test, not a customer) and HTML templates autoescape, so a customer's
 subject with markup in it comes back as text; text a person wrote (an agent's reply) goes
 through the `paragraphs` filter, which escapes it before it adds <p> and <br>. Headers are
-written by `outbox.compose`, which takes printable ASCII only and leaves anything else to
+written by `wire.compose`, which takes printable ASCII only and leaves anything else to
 the stdlib's `email.policy.default`, which refuses CR or LF in a header value: text from a
 message can never add a header of its own.
 """
@@ -33,7 +33,7 @@ from jinja2 import (
 from markupsafe import Markup, escape
 
 from maildesk.config import Config
-from maildesk.outbox import HeaderValue, compose
+from maildesk.respond.wire import HeaderValue, compose
 
 _SPACE = re.compile(r"\s+")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
