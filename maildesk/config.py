@@ -137,9 +137,18 @@ class HoursConfig:
 
 @dataclass(frozen=True)
 class SlaConfig:
-    first_response: timedelta = timedelta(hours=2)
-    unclaimed_alert: timedelta = timedelta(hours=1)
-    no_update: timedelta = timedelta(days=2)
+    first_response: timedelta = timedelta(hours=2)  # business time
+    unclaimed_alert: timedelta = timedelta(hours=1)  # business time
+    no_update: timedelta = timedelta(days=2)  # wall-clock time, as the lead's "over 2 days" filter
+    # business time between status updates the customer should get, per priority (seed 003:
+    # "regular status updates for critical and high priority open issues")
+    status_update: Mapping[str, timedelta] = field(
+        default_factory=lambda: {"urgent": timedelta(hours=2), "high": timedelta(hours=4)}
+    )
+    confirm_within: int = 1  # business days a resolved ticket waits for the customer (seed 001)
+    info_within: int = 1  # business days between requests for missing information (seed 001)
+    escalate_on_breach: bool = True  # a missed first response moves the ticket up a tier
+    digest: tuple[str, ...] = ("11:30", "17:00")  # local times of the lead's digest (seed 000)
 
 
 @dataclass(frozen=True)
@@ -189,6 +198,18 @@ class RespondConfig:
 
 
 # the issue types of the support procedure (seed 000); the models and the rules use these names
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def _business_days(section: _Section, key: str) -> int:
+    """A whole number of business days, written "1d" (or a bare integer)."""
+    value = section.get(key, "1d", str)
+    text = value.strip().lower().removesuffix("d")
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(section.key(key), f"{value!r} is not a number of business days like 1d")
+    return int(text)
+
+
 ISSUE_TYPES = ("Service Request", "Information Request", "Problem", "Incident")
 
 
@@ -597,10 +618,33 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     h.finish()
 
     sl = _Section("sla", top.get("sla", {}, dict))
+    updates = sl.get("status_update", None, dict)
+    if updates is None:
+        status_update = dict(SlaConfig().status_update)
+    else:
+        status_update = {}
+        for level, value in updates.items():
+            if level not in PRIORITIES:
+                raise ConfigError(
+                    f"sla.status_update.{level}", f"is not a priority: use {', '.join(PRIORITIES)}"
+                )
+            try:
+                status_update[level] = parse_duration(value)
+            except ValueError as exc:
+                raise ConfigError(f"sla.status_update.{level}", str(exc)) from None
+    digest = sl.strings("digest", SlaConfig.digest)
+    for i, at in enumerate(digest):
+        if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", at):
+            raise ConfigError(f"sla.digest[{i}]", f"{at!r} is not a time like 11:30")
     sla = SlaConfig(
         first_response=sl.duration("first_response", SlaConfig.first_response),
         unclaimed_alert=sl.duration("unclaimed_alert", SlaConfig.unclaimed_alert),
         no_update=sl.duration("no_update", SlaConfig.no_update),
+        status_update=status_update,
+        confirm_within=_business_days(sl, "confirm_within"),
+        info_within=_business_days(sl, "info_within"),
+        escalate_on_breach=sl.get("escalate_on_breach", True),
+        digest=digest,
     )
     sl.finish()
 

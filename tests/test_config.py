@@ -58,6 +58,10 @@ def test_shipped_config_matches_the_design_keys() -> None:
     ("toml", "key"),
     [
         ('[smtp]\nmax_size = "lots"', "smtp.max_size"),
+        ('[sla]\nstatus_update = { critical = "1h" }', "sla.status_update.critical"),
+        ('[sla]\nstatus_update = { high = "soon" }', "sla.status_update.high"),
+        ('[sla]\nconfirm_within = "2h"', "sla.confirm_within"),
+        ('[sla]\ndigest = ["noon"]', "sla.digest[0]"),
         ('[smtp]\nlisten = "nowhere"', "smtp.listen"),
         ('[sla]\nfirst_response = "soon"', "sla.first_response"),
         ('[desk]\naddresses = ["not an address"]', "desk.addresses[0]"),

@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from maildesk.config import ISSUE_TYPES, Config
+from maildesk.config import ISSUE_TYPES, PRIORITIES, Config
 from maildesk.tickets.store.models import Agent, Label, Message, Ticket
 
 _COMMAND = re.compile(r"^[ \t]*#([a-z][a-z-]{1,20})\b[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 MAX_COMMANDS = 20
 
 STATUSES = ("new", "open", "pending", "resolved", "closed")
-PRIORITIES = ("low", "normal", "high", "urgent")
+
 TIERS = {1: "our support team", 2: "our senior engineers", 3: "the head of IT"}
 INTERNAL = frozenset({"internal", "note", "private", "comment"})
 # what seed 003 says an issue record needs, asked for when an agent writes a bare #needinfo
