@@ -92,3 +92,22 @@ def test_business_time_is_additive_and_never_more_than_wall_time(
     total = calendar.between(first, last)
     assert total == calendar.between(first, middle) + calendar.between(middle, last)
     assert timedelta(0) <= total <= last - first
+
+
+def test_business_days_keep_the_local_time_within_the_days_hours() -> None:
+    calendar = BusinessCalendar(SEED_003)
+    assert calendar.add_days(local(2026, 11, 4, 15, 0), 1) == local(2026, 11, 5, 15, 0)
+    assert calendar.add_days(local(2026, 11, 6, 15, 0), 1) == local(2026, 11, 7, 13, 30)  # Saturday closes early
+    assert calendar.add_days(local(2026, 11, 7, 11, 0), 1) == local(2026, 11, 9, 11, 0)  # over Sunday
+    assert calendar.add_days(local(2026, 12, 24, 12, 0), 1) == local(2026, 12, 28, 12, 0)  # over the holidays
+    assert calendar.add_days(local(2026, 11, 4, 20, 0), 1) == local(2026, 11, 5, 17, 40)
+    assert calendar.add_days(local(2026, 3, 27, 12, 0), 2) == local(2026, 3, 30, 12, 0)  # over the DST change
+
+
+@settings(max_examples=200, deadline=None)
+@given(zone=st.sampled_from(ZONES), start=instants, days=st.integers(min_value=1, max_value=10))
+def test_business_days_land_on_open_days_after_the_start(zone: str, start: datetime, days: int) -> None:
+    calendar = BusinessCalendar(HoursConfig(timezone=zone, holidays=("2026-12-25",)))
+    due = calendar.add_days(start, days)
+    assert due > start
+    assert calendar.is_open(due) or calendar.is_open(due - timedelta(microseconds=1))

@@ -81,7 +81,8 @@ def run(ctx: MailContext) -> Verdict:
         results.append((given, outcome))
     if ticket.status == "new":
         ticket.status = "open"
-        ticket.save()
+    ticket.sla_next_at = now  # deadlines may have moved: the SLA clock looks again
+    ticket.save()
 
     text = agent.text
     sent = None

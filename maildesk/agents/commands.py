@@ -150,6 +150,8 @@ def _status(act: Act) -> Outcome:
     before = ticket.status
     ticket.status, ticket.updated_at = status, act.now
     ticket.closed_at = act.now if status in ("resolved", "closed") else None
+    # the closing rules count from here: resolved waits for a confirmation, pending for information
+    ticket.waiting_since = act.now if status in ("resolved", "pending") else None
     ticket.save()
     if status == "resolved":
         return Outcome(
@@ -166,6 +168,7 @@ def _close(act: Act) -> Outcome:
     ticket = act.ticket
     before = ticket.status
     ticket.status, ticket.closed_at, ticket.updated_at = "closed", act.now, act.now
+    ticket.waiting_since = None
     ticket.save()
     return Outcome(
         True, f"status {before} -> closed", "closing", {"reason": "confirmed", "resolution": act.argument}
@@ -258,7 +261,7 @@ def _vendor(act: Act) -> Outcome:
 def _needinfo(act: Act) -> Outcome:
     items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()] or list(ISSUE_RECORD)
     ticket = act.ticket
-    ticket.status, ticket.updated_at = "pending", act.now
+    ticket.status, ticket.updated_at, ticket.waiting_since = "pending", act.now, act.now
     ticket.save()
     return Outcome(True, f"asked for {len(items)} item(s)", "request_info", {"missing": items, "note": ""})
 

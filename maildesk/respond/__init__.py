@@ -71,7 +71,7 @@ def _tell_agents(ctx: MailContext) -> None:
     mail, ticket = ctx.parsed, ctx.ticket
     assert mail is not None and ticket is not None
     if not ctx.new_ticket and ticket.status == "pending":
-        ticket.status = "open"  # the customer answered: the ball is back with the team
+        ticket.status, ticket.waiting_since = "open", None  # the customer answered: back with the team
         ticket.save()
     who = (mail.sender.name, mail.sender.email) if mail.sender else ("", "an unreadable sender")
     try:

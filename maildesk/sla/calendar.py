@@ -73,6 +73,25 @@ class BusinessCalendar:
             left -= available
         raise AssertionError("unreachable: spans() never ends")
 
+    def add_days(self, start: datetime, days: int) -> datetime:
+        """The same local time on the `days`-th open day after start's, kept within that day's hours.
+
+        "No answer within 1 business day" of a Friday 15:00 message means Saturday at 13:30
+        (Saturday closes earlier), of a Saturday message Monday at the same time.
+        """
+        start = _utc(start)
+        local = start.astimezone(self.zone)
+        day = local.date()
+        found = 0
+        while found < days:
+            day += timedelta(days=1)
+            if self._span(day) is not None:
+                found += 1
+        span = self._span(day)
+        assert span is not None
+        wanted = datetime.combine(day, local.time().replace(tzinfo=None), tzinfo=self.zone).astimezone(UTC)
+        return min(max(wanted, span[0]), span[1])
+
     def between(self, start: datetime, end: datetime) -> timedelta:
         """Business time from `start` to `end` (zero when end is not after start)."""
         start, end = _utc(start), _utc(end)

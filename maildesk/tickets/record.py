@@ -90,7 +90,7 @@ def record(ctx: MailContext) -> Verdict:
         for other_id in decision.merge:
             events.extend(_merge(Ticket.get_by_id(other_id), ticket, config, now))
         if decision.reopen:
-            ticket.status, ticket.closed_at = "open", None
+            ticket.status, ticket.closed_at, ticket.waiting_since = "open", None, None
             events.append(_event(ticket, now, "reopened", f"reply from {who}"))
         events.append(
             _event(
@@ -158,11 +158,11 @@ def record(ctx: MailContext) -> Verdict:
 
     if not ctx.new_ticket:
         if not automatic:  # automatic mail is no update: the SLA clock does not restart for it
-            ticket.updated_at = now
-        if set(ticket.dirty_fields) - {Ticket.updated_at}:
+            ticket.updated_at = ticket.sla_next_at = now  # and the clock looks at it again
+        if set(ticket.dirty_fields) - {Ticket.updated_at, Ticket.sla_next_at}:
             ticket.save()
         elif not automatic:
-            ctx.sql.execute("touch-ticket", _touch_ticket, [now, ticket.id])
+            ctx.sql.execute("touch-ticket", _touch_ticket, [now, now, ticket.id])
     ctx.ticket, ctx.message_pk = ticket, message_id
     return CONTINUE
 
@@ -188,7 +188,9 @@ def _participants(_: int) -> Any:
 
 
 def _touch_ticket() -> Any:
-    return Ticket.update(updated_at=datetime(2000, 1, 1)).where(Ticket.id == 0)
+    return Ticket.update(updated_at=datetime(2000, 1, 1), sla_next_at=datetime(2000, 1, 1)).where(
+        Ticket.id == 0
+    )
 
 
 def _earliest_customer_message(_: int) -> Any:
@@ -231,6 +233,7 @@ def _open_ticket(mail: ParsedMail, sender: Contact | None, now: datetime, sql: S
         "organization": sender.organization_id if sender else None,
         "created_at": now,
         "updated_at": now,
+        "sla_next_at": now,  # the SLA clock works out its deadlines on its next pass
     }
     ticket_id = sql.insert(Ticket, values)
     # a model instance without another query: the stage reads these fields back

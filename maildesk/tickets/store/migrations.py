@@ -57,10 +57,33 @@ def _tier_and_settings(database: Database) -> None:
         migrate(migrator.add_column(models.Ticket._meta.table_name, "tier", models.Ticket.tier))
 
 
+def _sla_clock(database: Database) -> None:
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    table = models.Ticket._meta.table_name
+    present = {column.name for column in database.get_columns(table)}
+    migrator = (
+        SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
+    )
+    operations = [
+        migrator.add_column(table, name, models.Ticket._meta.fields[name])
+        for name in ("sla_next_at", "first_response_due", "waiting_since")
+        if name not in present
+    ]
+    migrate(*operations)
+    database.execute_sql(f"CREATE INDEX IF NOT EXISTS ticket_sla_next_at ON {table} (sla_next_at)")
+    database.create_tables([models.SlaMark], safe=True)
+    # tickets open before the clock existed are looked at on its first pass
+    models.Ticket.update(sla_next_at=models.Ticket.created_at).where(
+        models.Ticket.status.in_(("new", "open", "pending", "resolved")) & models.Ticket.sla_next_at.is_null()
+    ).execute()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
     (3, "escalation tier on tickets; desk settings", _tier_and_settings),
+    (4, "the SLA clock's schedule and marks", _sla_clock),
 )
 
 

@@ -137,6 +137,24 @@ class Ticket(BaseModel):
     merged_into = ForeignKeyField("self", null=True, on_delete="SET NULL")
     merged_into_id: ForeignKeyField[int | None]
     tier = IntegerField(default=1)  # 1 first-line, 2 senior engineers, 3 the head (seed 003)
+    # the SLA clock: when it must look at this ticket next (null: nothing can fall due), the
+    # first-response deadline it worked out, and since when the ticket waits for the customer
+    sla_next_at = DateTimeField(null=True, index=True)
+    first_response_due = DateTimeField(null=True)
+    waiting_since = DateTimeField(null=True)
+
+
+class SlaMark(BaseModel):
+    """Something the SLA clock did once and must never do again (a reminder for one stretch)."""
+
+    ticket = ForeignKeyField(Ticket, on_delete="CASCADE")
+    ticket_id: ForeignKeyField[int]
+    kind = CharField(max_length=32)  # first_response, unclaimed, update, status_update, dispatch, ...
+    key = CharField(max_length=64, default="")  # what makes it the same occasion (a timestamp)
+    at = DateTimeField()
+
+    class Meta:
+        indexes = ((("ticket", "kind", "key"), True),)
 
 
 class Setting(BaseModel):
@@ -278,6 +296,7 @@ class ImapState(BaseModel):
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     SchemaVersion,
     Setting,
+    SlaMark,
     Organization,
     Team,
     Agent,
