@@ -108,6 +108,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--png", type=Path, help="where the confusion matrix goes (default KIND-confusion.png)"
     )
 
+    sla = commands.add_parser("sla", help="the SLA clock")
+    sla_commands = sla.add_subparsers(dest="sla_command", metavar="ACTION", required=True)
+    sla_run = sla_commands.add_parser(
+        "run", help="one pass: reminders, escalations, dispatches, closings, digest"
+    )
+    sla_run.add_argument("--json", action="store_true", help="print what the pass did as JSON")
+
+    report = commands.add_parser("report", help="reports for people and scripts")
+    r_commands = report.add_subparsers(dest="report_command", metavar="REPORT", required=True)
+    r_sla = r_commands.add_parser("sla", help="what is due, breached, unanswered and unattended")
+    r_sla.add_argument("--json", action="store_true", help="print the report as JSON")
+    r_sla.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained HTML page")
+    r_sla.add_argument("--within", default="24h", help="how far ahead 'due' looks (default: 24h)")
+
     templates = commands.add_parser("templates", help="the mail templates, shipped and overridden")
     t_commands = templates.add_subparsers(dest="templates_command", metavar="ACTION", required=True)
     t_check = t_commands.add_parser(
@@ -170,6 +184,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _train(desk, args, now)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "sla":
+            return _sla(desk, args, now)
+        if args.command == "report":
+            return _report(desk, args, now)
         raise UserError(f"unknown command {args.command}")
     finally:
         desk.close()
@@ -319,9 +337,57 @@ def _quarantine(desk: Any, args: argparse.Namespace, now: datetime) -> int:
 def _outbox(desk: Any, now: datetime) -> int:
     from maildesk.outbox import send_due
 
-    done = send_due(desk.config, desk.database, now)
-    print(f"{done.sent} sent, {done.retrying} to retry, {done.failed} failed")
-    return 1 if done.failed else 0
+    sent = retrying = failed = 0
+    while True:  # pass after pass until nothing more is due
+        done = send_due(desk.config, desk.database, now)
+        sent, retrying, failed = sent + done.sent, retrying + done.retrying, failed + done.failed
+        if not done.sent:
+            break
+    print(f"{sent} sent, {retrying} to retry, {failed} failed")
+    return 1 if failed else 0
+
+
+def _sla(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    from maildesk.sla.clock import run_pass
+    from maildesk.sla.digest import send_digest
+
+    result = run_pass(desk.config, desk.database, now)
+    digest = send_digest(desk.config, desk.database, now)
+    if args.json:
+        print(json.dumps({**result.as_dict(), "digest": digest}))
+    else:
+        actions = ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items())) or "nothing due"
+        print(
+            f"looked at {result.looked_at} tickets: {actions}"
+            + (f"; digest sent to {digest}" if digest else "")
+        )
+    return 0
+
+
+def _report(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    from maildesk.durations import parse_duration
+    from maildesk.sla.report import sla_report
+
+    try:
+        within = parse_duration(args.within)
+    except ValueError as exc:
+        raise UserError(f"--within: {exc}") from None
+    report = sla_report(desk.config, now, within)
+    if args.html is not None:
+        from maildesk.reports.sla_page import write_sla_page
+
+        write_sla_page(desk.config, now, args.html)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        return 0
+    print(f"SLA at {report.now}: {len(report.breached)} breached, {len(report.due)} due, "
+          f"{len(report.unanswered)} unanswered, {len(report.unattended)} unattended")  # fmt: skip
+    for title, items in (("breached", report.breached), ("due", report.due)):
+        for item in items:
+            print(f"  {title:8} {item.ref:10} {item.deadline:14} {item.due_at}  {item.subject[:60]}")
+    if args.html is not None:
+        print(f"wrote {args.html}")
+    return 0
 
 
 def _classify(desk: Any, args: argparse.Namespace, now: datetime) -> int:

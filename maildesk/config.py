@@ -149,6 +149,7 @@ class SlaConfig:
     info_within: int = 1  # business days between requests for missing information (seed 001)
     escalate_on_breach: bool = True  # a missed first response moves the ticket up a tier
     digest: tuple[str, ...] = ("11:30", "17:00")  # local times of the lead's digest (seed 000)
+    every: timedelta = timedelta(minutes=1)  # how often `serve` runs the clock
 
 
 @dataclass(frozen=True)
@@ -645,6 +646,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         info_within=_business_days(sl, "info_within"),
         escalate_on_breach=sl.get("escalate_on_breach", True),
         digest=digest,
+        every=sl.duration("every", SlaConfig.every),
     )
     sl.finish()
 

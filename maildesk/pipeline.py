@@ -24,7 +24,7 @@ from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
 
 if TYPE_CHECKING:
-    from maildesk.agents.identity import AgentMail
+    from maildesk.agents.identity import AgentMail, VendorMail
     from maildesk.classifier.handle import CheckedSpamModel
     from maildesk.classifier.text import PlainTextModel, TextModel
     from maildesk.parse.message import ParsedMail
@@ -88,6 +88,7 @@ class MailContext:
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False
     agent_mail: AgentMail | None = None  # an agent's mail (or mail in an agent's name), and whether trusted
+    vendor_mail: VendorMail | None = None  # mail from the vendor's domains
 
     @property
     def log_extra(self) -> dict[str, object]:

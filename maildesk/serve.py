@@ -174,10 +174,18 @@ class Server:
         await done
 
     async def _clock(self, desk: Desk) -> None:
-        # the outbox is sent every few seconds; the SLA clock lands with its issue
+        # the SLA clock every minute (what it queues goes out at once), the outbox every few seconds
         from maildesk.outbox import send_due
 
+        every = self.config.sla.every.total_seconds()
+        last_sla = -every
         while True:
+            if time.monotonic() - last_sla >= every:
+                last_sla = time.monotonic()
+                try:
+                    await asyncio.to_thread(self._sla_pass, desk)
+                except Exception:  # the clock goes on; the next pass picks up what this one missed
+                    log.exception("SLA pass failed; retrying in a minute")
             full = False
             try:
                 done = await asyncio.to_thread(
@@ -195,6 +203,19 @@ class Server:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_EVERY)
+
+    def _sla_pass(self, desk: Desk) -> None:
+        from maildesk.sla.clock import run_pass
+        from maildesk.sla.digest import send_digest
+
+        now = self.clock()
+        result = run_pass(self.config, desk.database, now)
+        if result.actions:
+            log.info("SLA pass: %s", ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items())))
+        with desk.database.connection_context():
+            lead = send_digest(self.config, desk.database, now)
+        if lead:
+            log.info("SLA digest queued for %s", lead)
 
     async def _summary(self) -> None:
         while not self._stop.is_set():

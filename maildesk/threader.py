@@ -70,6 +70,12 @@ def run(ctx: MailContext) -> Verdict:
         if signed is not None:
             ctx.thread = ThreadDecision(_live(signed).id, "signed address")
             return CONTINUE
+    vendor = ctx.vendor_mail
+    if vendor is not None and vendor.ticket_number is not None:
+        signed = Ticket.get_or_none(Ticket.number == vendor.ticket_number)
+        if signed is not None:
+            ctx.thread = ThreadDecision(_live(signed).id, "signed address")
+            return CONTINUE
     ctx.thread = decide(ctx.parsed, ctx.config, ctx.now, ctx.sql)
     return CONTINUE
 

@@ -17,11 +17,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from maildesk.agents.commands import COMMANDS, INTERNAL, Act, Outcome, commands_in, set_issue_type, set_team
-from maildesk.agents.identity import AgentMail, identify
+from maildesk.agents.identity import AgentMail, VendorMail, identify, is_vendor, vendor_token
 from maildesk.clock import naive_utc
 from maildesk.respond import relay
 from maildesk.respond.notices import notify_agents, tell_agent
 from maildesk.signing import desk_secret
+from maildesk.sla.overflow import tell_vendor
 from maildesk.tickets.store.models import Event, Message, OutboundMail
 
 if TYPE_CHECKING:
@@ -44,7 +45,11 @@ def identify_stage(ctx: MailContext) -> Verdict:
         return CONTINUE  # an agent's out-of-office answer to a notification acts on nothing
     if mail.sender is None:
         return CONTINUE
-    ctx.agent_mail = identify(mail, ctx.config, desk_secret(ctx.config))
+    secret = desk_secret(ctx.config)
+    if is_vendor(mail.sender.email, ctx.config):
+        ctx.vendor_mail = vendor_token(mail, ctx.config, secret) or VendorMail(None)
+        return CONTINUE
+    ctx.agent_mail = identify(mail, ctx.config, secret)
     return CONTINUE
 
 
@@ -63,6 +68,12 @@ def run(ctx: MailContext) -> Verdict:
     results: list[tuple[str, Outcome]] = []
     for name, argument in found:
         given = f"#{name} {argument}".strip()
+        if name == "important" and ticket.vendor == "dispatched":
+            tell_vendor(
+                ticket, ctx.config, now, "vendor_note", agent.text, agent.agent.name or agent.agent.address
+            )
+            results.append((given, Outcome(True, "kept as an internal note and copied to the vendor")))
+            continue
         if name in INTERNAL:
             results.append((given, Outcome(True, "kept as an internal note")))
             continue

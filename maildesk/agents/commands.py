@@ -24,7 +24,9 @@ MAX_COMMANDS = 20
 STATUSES = ("new", "open", "pending", "resolved", "closed")
 
 TIERS = {1: "our support team", 2: "our senior engineers", 3: "the head of IT"}
-INTERNAL = frozenset({"internal", "note", "private", "comment"})
+INTERNAL = frozenset(
+    {"internal", "note", "private", "comment", "important"}
+)  # important: copied to the vendor
 # what seed 003 says an issue record needs, asked for when an agent writes a bare #needinfo
 ISSUE_RECORD = (
     "the date and time the problem occurred",
@@ -258,6 +260,23 @@ def _vendor(act: Act) -> Outcome:
     return Outcome(True, "vendor hand-over requested")
 
 
+def _return(act: Act) -> Outcome:
+    """`#return`: the team takes a ticket back from the vendor, who is told."""
+    ticket = act.ticket
+    if ticket.vendor not in ("requested", "dispatched"):
+        return Outcome(False, "the ticket is not with the vendor")
+    was = ticket.vendor
+    ticket.vendor, ticket.updated_at = "returned", act.now
+    ticket.save()
+    if was == "dispatched":
+        from maildesk.sla.overflow import tell_vendor
+
+        tell_vendor(ticket, act.config, act.now, "vendor_note", "", act.actor)
+    return Outcome(
+        True, "taken back from the vendor" + ("; the vendor was told" if was == "dispatched" else "")
+    )
+
+
 def _needinfo(act: Act) -> Outcome:
     items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()] or list(ISSUE_RECORD)
     ticket = act.ticket
@@ -283,6 +302,7 @@ COMMANDS: dict[str, Command] = {
     "priority": _priority,
     "escalate": _escalate,
     "vendor": _vendor,
+    "return": _return,
     "needinfo": _needinfo,
     "ask": _needinfo,
 }

@@ -94,3 +94,25 @@ def identify(mail: ParsedMail, config: Config, secret: str) -> AgentMail | None:
     found = commands_in(mail.new_text)
     internal = token.purpose == "comment" or any(name in INTERNAL for name, _ in found)
     return AgentMail(owner, row.id, token, True, internal=internal, text=without_commands(mail.new_text))
+
+
+@dataclass(frozen=True)
+class VendorMail:
+    """Mail from the vendor's domains: the ticket its signed address names, if it carries one."""
+
+    ticket_number: int | None
+
+
+def is_vendor(address: str, config: Config) -> bool:
+    domain = address.rpartition("@")[2].lower()
+    return bool(config.vendor.address) and any(
+        domain == d or domain.endswith("." + d) for d in config.vendor.domains
+    )
+
+
+def vendor_token(mail: ParsedMail, config: Config, secret: str) -> VendorMail | None:
+    """The ticket named by a signed address given to the vendor (agent number 0)."""
+    tokens, _ = signed_tokens(mail, config, secret)
+    prefix = config.desk.ticket_prefix.lower()
+    found = next((t for t in tokens if t.agent_id == 0 and t.prefix == prefix), None)
+    return VendorMail(found.ticket_number) if found is not None else None

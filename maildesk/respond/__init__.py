@@ -39,7 +39,9 @@ def run(ctx: MailContext) -> Verdict:
     if ctx.agent_mail is not None:
         return CONTINUE  # an agent's mail (agents.run answered it), or mail in an agent's name
     if ticket.status != "spam":
-        _tell_agents(ctx)  # even when the sender is unreadable: a person must see it
+        _tell_agents(ctx)
+    if ctx.vendor_mail is not None:
+        return CONTINUE  # the vendor is never acknowledged
     if not (ctx.new_ticket and ctx.config.respond.acknowledge) or mail.sender is None:
         return CONTINUE
     reason = policy.refusal(mail.sender.email, ctx.config, ctx.now)
@@ -70,14 +72,15 @@ def _tell_agents(ctx: MailContext) -> None:
     """The ticket's agents get the customer's words, with their own signed reply address."""
     mail, ticket = ctx.parsed, ctx.ticket
     assert mail is not None and ticket is not None
-    if not ctx.new_ticket and ticket.status == "pending":
+    if not ctx.new_ticket and ticket.status == "pending" and ctx.vendor_mail is None:
         ticket.status, ticket.waiting_since = "open", None  # the customer answered: back with the team
         ticket.save()
     who = (mail.sender.name, mail.sender.email) if mail.sender else ("", "an unreadable sender")
     try:
         with ticket._meta.database.atomic():
             notify_agents(
-                ticket, ctx.config, naive_utc(ctx.now), event="new" if ctx.new_ticket else "reply",
+                ticket, ctx.config, naive_utc(ctx.now),
+                event="vendor" if ctx.vendor_mail else "new" if ctx.new_ticket else "reply",
                 text=mail.new_text,
                 requester=who,
                 in_reply_to=mail.message_id, attachments=[a.filename for a in mail.attachments],

@@ -61,6 +61,10 @@ TEAM_FACING: Final = (
     "agent_confirmation",
     "unverified_notice",
     "escalation_notice",
+    "sla_reminder",
+    "vendor_dispatch",
+    "vendor_note",
+    "lead_digest",
 )
 
 EXAMPLE_VENDOR: Final = "Vendor Help Desk"  # the name default_config.toml suggests
@@ -187,6 +191,75 @@ SAMPLES: Final[dict[str, dict[str, Any]]] = {
         "by": "Alice Example",
         "priority": "high",
         "requester": "carol@customer.example",
+    },
+    "sla_reminder": {
+        "agent": "Alice Example",
+        "ref": "MD-1042",
+        "subject": "Printer on floor 2 prints blank pages",
+        "event": "unclaimed",
+        "reason": "nobody has taken this ticket yet; reply with #take to claim it",
+        "due": "2026-11-02 11:00 UTC",
+        "priority": "high",
+        "team": "Service Desk",
+        "assignee": "",
+        "requester": "carol@customer.example",
+        "requester_name": "Carol Customer",
+    },
+    "vendor_dispatch": {
+        "vendor": "Vendor Help Desk",
+        "desk": "Example Support",
+        "ref": "MD-1042",
+        "subject": "Printer on floor 2 prints blank pages",
+        "priority": "high",
+        "issue_type": "Problem",
+        "reason": "it arrived after hours",
+        "requester": "carol@customer.example",
+        "requester_name": "Carol Customer",
+        "organization": "Acme Solar",
+        "created": "2026-11-02 19:12:00",
+        "conversation": [
+            {
+                "who": "Carol Customer",
+                "kind": "customer",
+                "date": "2026-11-02 19:12:00",
+                "text": "The printer on floor 2 prints only blank pages.",
+            },
+        ],
+    },
+    "lead_digest": {
+        "desk": "Example Support",
+        "slot": "2026-11-02 11:30",
+        "unanswered": [
+            {
+                "ref": "MD-1042",
+                "subject": "Printer on floor 2 prints blank pages",
+                "due_at": "2026-11-02T11:00:00Z",
+                "breached_at": "2026-11-02T11:00:00Z",
+                "team": "Service Desk",
+                "assignee": None,
+            },
+        ],
+        "unattended": [],
+        "breached": [],
+        "oldest": [
+            {
+                "team": "Service Desk",
+                "ref": "MD-1040",
+                "subject": "VPN drops",
+                "created": "2026-10-30 09:12",
+                "status": "open",
+            }
+        ],
+        "quarantined": [{"id": 7, "received": "2026-11-02 08:01", "reason": "malformed MIME"}],
+        "quarantined_total": 1,
+    },
+    "vendor_note": {
+        "vendor": "Vendor Help Desk",
+        "desk": "Example Support",
+        "ref": "MD-1042",
+        "subject": "Printer on floor 2 prints blank pages",
+        "text": "The customer says the toner was replaced yesterday.",
+        "by": "Alice Example",
     },
 }
 

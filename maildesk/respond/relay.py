@@ -84,8 +84,14 @@ def send(
     now: datetime,
     agent_name: str,
     kind: str,
+    automatic: bool = False,
 ) -> Sent | None:
-    """Queue `template` for the customer side of the ticket; None when nobody can be written to."""
+    """Queue `template` for the customer side of the ticket; None when nobody can be written to.
+
+    `automatic` mail (the SLA clock's follow-ups, closings, escalation notices) says so in its
+    headers, and is no answer from a person: it neither sets the first response nor counts
+    as an update.
+    """
     to, cc = customer_side(ticket, config)
     if not to:
         return None
@@ -107,6 +113,8 @@ def send(
         references=references,
         from_name=f"{agent_name} via {config.desk.name}" if agent_name else "",
         reply_to=config.desk.addresses[0],  # the support address, never the agent's own
+        automatic=automatic,
+        auto_submitted="auto-generated",
     )  # fmt: skip
     recipients = [address for _, address in to + cc]
     row = enqueue(
@@ -114,16 +122,17 @@ def send(
         recipients=recipients,
         sender=config.desk.addresses[0],
         kind=kind,
-        automatic=False,  # a person wrote it or asked for it: never rate-limited like an auto-reply
+        automatic=automatic,
         now=now,
         ticket=ticket.id,
     )
-    if ticket.first_response_at is None:
-        ticket.first_response_at = now
-    if ticket.status == "new":
-        ticket.status = "open"
-    ticket.updated_at = now
-    ticket.save()
+    if not automatic:
+        if ticket.first_response_at is None:
+            ticket.first_response_at = now
+        if ticket.status == "new":
+            ticket.status = "open"
+        ticket.updated_at = now
+        ticket.save()
     Event.create(
         ticket=ticket, at=now, kind="sent", actor=agent_name or "maildesk",
         detail=f"{template} to {', '.join(recipients)} as <{row.message_id}>",

@@ -38,6 +38,10 @@ class BusinessCalendar:
         )
         return start, end
 
+    def is_open_day(self, day: date) -> bool:
+        """Does the desk open at all on this local date?"""
+        return self._span(day) is not None
+
     def spans(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Opening spans (UTC) that end after `since`, in order, starting on since's local day."""
         since = _utc(since)

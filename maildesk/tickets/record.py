@@ -50,8 +50,13 @@ def record(ctx: MailContext) -> Verdict:
     if automatic and decision.ticket_id is None and not verdict.may_open and not ctx.released:
         # an out-of-office answer or a bounce that belongs to no ticket: kept for a person to see
         return Verdict(Action.QUARANTINE, verdict.kind, (*verdict.reasons, "not about any ticket we hold"))
-    if automatic and decision.reopen:
-        decision = replace(decision, reopen=False)  # an auto-reply never reopens a resolved ticket
+    vendor = ctx.vendor_mail is not None and not automatic
+    if vendor and decision.ticket_id is None and not ctx.released:
+        # the vendor writes about tickets we dispatched; anything else is for a person to look at
+        return Verdict(Action.QUARANTINE, "vendor", ("mail from the vendor about no ticket we dispatched",))
+    if (automatic or vendor) and decision.reopen:
+        # an auto-reply never reopens a resolved ticket; the vendor's note is for the team to judge
+        decision = replace(decision, reopen=False)
     now = naive_utc(ctx.now)
     config = ctx.config
     events: list[dict[str, object]] = []
@@ -62,7 +67,7 @@ def record(ctx: MailContext) -> Verdict:
     trusted = ctx.agent_mail is not None and ctx.agent_mail.trusted and not automatic
     is_agent = trusted or (bool(mail.sender and config.agent(mail.sender.email)) and not automatic)
     who = str(mail.sender or "unknown sender")
-    kind = verdict.kind if automatic else "agent" if trusted else "customer"
+    kind = verdict.kind if automatic else "agent" if trusted else "vendor" if vendor else "customer"
     text = ctx.agent_mail.text if trusted and ctx.agent_mail is not None else mail.new_text
 
     if decision.ticket_id is None:
@@ -100,7 +105,7 @@ def record(ctx: MailContext) -> Verdict:
                 f"{kind if kind != 'customer' else 'reply'} from {who} joined by {decision.how}",
             )
         )
-        if not is_agent and not automatic:
+        if not is_agent and not automatic and not vendor:
             events.extend(_settle_requester(ticket, mail, sender, now, ctx.sql))
         present = {row[0] for row in ctx.sql.query("participants", _participants, [ticket.id])}
 
@@ -111,7 +116,9 @@ def record(ctx: MailContext) -> Verdict:
             "inbound": ctx.spool_id,
             "message_id": mail.message_id[:990],
             "direction": "in",
-            "visibility": "internal" if trusted and ctx.agent_mail and ctx.agent_mail.internal else "public",
+            "visibility": "internal"
+            if vendor or (trusted and ctx.agent_mail and ctx.agent_mail.internal)
+            else "public",
             "kind": kind,
             "from_addr": mail.sender.email if mail.sender else "",
             "from_name": mail.sender.name if mail.sender else "",
@@ -133,7 +140,9 @@ def record(ctx: MailContext) -> Verdict:
     # the sender and everyone else addressed (To, Cc) become participants, except the desk itself
     # (automatic mail adds nobody: a mailer daemon is not a participant)
     newcomers: list[int] = []
-    addressed = () if automatic else (*([mail.sender] if mail.sender else []), *mail.to, *mail.cc)
+    # automatic mail adds nobody (a mailer daemon is no participant), nor does the vendor's:
+    # a participant receives what the customer side is sent
+    addressed = () if automatic or vendor else (*([mail.sender] if mail.sender else []), *mail.to, *mail.cc)
     for address in addressed:
         if config.is_desk_address(address.email) or config.agent(address.email):
             continue
