@@ -113,16 +113,16 @@ class _Rules:
         t = self.ticket
         if t.status in WATCHED and t.merged_into_id is None:
             self._vendor()
-            if t.status in ("new", "open"):
-                self._first_response()
-                self._unclaimed()
-                self._status_update()
-            if t.status in OPEN:
-                self._no_update()
             if t.status == "resolved":
                 self._confirmation()
             if t.status == "pending":
                 self._information()
+            if t.status in ("new", "open"):
+                self._first_response()
+                self._unclaimed()
+                self._status_update()
+            if t.status in OPEN:  # not when a closing rule has just closed it
+                self._no_update()
         future = [w for w in self.later if w > self.at]
         t.sla_next_at = min(future) if future else None
         if t.is_dirty():

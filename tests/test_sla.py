@@ -1,0 +1,239 @@
+"""The SLA clock driven through the CLI with `--now`: hours, nights, a weekend and a holiday.
+
+Europe/Zurich is UTC+1 in November and December, so 10:00 local is 09:00Z. The desk opens
+Mon-Fri 10:00-17:40 and Sat 09:30-13:30 (seed 003), closed on 25 and 26 December.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Desk
+from tests.mail import make_mail, reply_to, sent_mail, to_agent
+
+SLA = """
+[[agents]]
+address = "carol@helpdesk.example"
+name = "Carol Senior"
+team = "Service Desk"
+tier = 2
+
+[[routing]]
+keywords = ["printer", "laptop", "vpn", "scanner"]
+team = "Service Desk"
+
+[hours]
+timezone = "Europe/Zurich"
+holidays = ["2026-12-25", "2026-12-26"]
+
+[vendor]
+name = "Vendor Help Desk"
+address = "dispatch@vendor.example"
+domains = ["vendor.example"]
+after_hours = false
+unclaimed_after = "6h"
+max_open = 1000
+"""
+
+
+@pytest.fixture
+def clock(desk: Desk) -> Desk:
+    text = desk.config.read_text().replace(
+        'secret = "test-secret"\n', 'secret = "test-secret"\nlead = "lead@helpdesk.example"\n'
+    )
+    # a top-level key must come before the first table
+    desk.config.write_text(
+        'assignment = "none"\n' + text + SLA + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n'
+    )
+    return desk
+
+
+def tick(desk: Desk, now: str) -> dict:
+    result = desk.run("sla", "run", "--json", now=now)
+    assert result.code == 0, result.err
+    assert desk.run("outbox", "flush", now=now).code == 0
+    return dict(json.loads(result.out))
+
+
+def mail(desk: Desk) -> list[EmailMessage]:
+    return sent_mail(desk.root / "out")
+
+
+def to(desk: Desk, address: str) -> list[EmailMessage]:
+    return [m for m in mail(desk) if address in str(m["To"])]
+
+
+def events(desk: Desk, ref: str, kind: str) -> list[str]:
+    return [e["detail"] for e in desk.show(ref)["events"] if e["kind"] == kind]
+
+
+def customer_writes(
+    desk: Desk, tmp_path: Path, mid: str, now: str, subject: str, sender: str = "anna@customer.example"
+) -> None:
+    path = tmp_path / f"{mid}.eml"
+    path.write_bytes(make_mail(sender=sender, subject=subject, message_id=f"{mid}@customer.example"))
+    desk.ingest(path, now=now)
+    assert desk.run("outbox", "flush", now=now).code == 0
+
+
+def test_unclaimed_alert_first_response_breach_and_escalation_each_happen_once(
+    clock: Desk, tmp_path: Path
+) -> None:
+    # Monday 09:01 local, before opening: the clock starts at 10:00
+    customer_writes(clock, tmp_path, "a1", "2026-11-02T08:01:00Z", "Printer on floor 2 is jammed")
+    before = len(mail(clock))
+    assert tick(clock, "2026-11-02T08:02:00Z")["actions"] == {}
+    assert tick(clock, "2026-11-02T09:59:00Z")["actions"] == {}  # 10:59 local: 59 business minutes
+    assert len(mail(clock)) == before
+
+    # 11:00 local: an hour unclaimed, every agent of the team is alerted
+    assert tick(clock, "2026-11-02T10:00:00Z")["actions"] == {"unclaimed": 1}
+    alerts = [m for m in mail(clock)[before:] if "nobody has taken" in m.get_body(("plain",)).get_content()]
+    assert sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in alerts) == [
+        "alice@helpdesk.example", "bob@helpdesk.example", "carol@helpdesk.example",
+    ]  # fmt: skip
+    assert tick(clock, "2026-11-02T10:30:00Z")["actions"] == {}
+    assert len(events(clock, "MD-1", "sla_breached")) == 1
+
+    # 12:00 local: two business hours without an answer; a breach, and tier 2 takes over
+    assert tick(clock, "2026-11-02T11:00:00Z")["actions"] == {"first_response": 1}
+    breaches = events(clock, "MD-1", "sla_breached")
+    assert len(breaches) == 2 and breaches[1].startswith("first_response: due 2026-11-02 11:00")
+    notice = to_agent(mail(clock), "carol@", "")
+    assert "the first response deadline passed" in notice.get_body(("plain",)).get_content()
+    told = [m for m in to(clock, "anna@") if "senior engineers" in m.get_body(("plain",)).get_content()]
+    assert len(told) == 1 and told[0]["Auto-Submitted"] == "auto-generated"
+    assert "vendor" not in told[0].get_body(("plain",)).get_content().lower()
+    with sqlite3.connect(clock.root / "maildesk.db") as conn:
+        assert conn.execute("SELECT tier FROM ticket WHERE number = 1").fetchone() == (2,)
+    assert clock.show("MD-1")["first_response_at"] is None  # the clock's mail is no answer
+    count = len(mail(clock))
+    assert tick(clock, "2026-11-02T11:01:00Z")["actions"] == {}
+    assert tick(clock, "2026-11-02T13:00:00Z")["actions"] == {}
+    assert len(mail(clock)) == count
+
+
+def test_deadlines_skip_the_night_and_the_weekend(clock: Desk, tmp_path: Path) -> None:
+    # Friday 17:30 local: 10 business minutes on Friday, the rest from Saturday 09:30
+    customer_writes(clock, tmp_path, "w1", "2026-11-06T16:30:00Z", "Scanner offline")
+    assert "first_response" not in tick(clock, "2026-11-07T10:19:00Z")["actions"]  # Sat 11:19 local
+    assert tick(clock, "2026-11-07T10:20:00Z")["actions"].get("first_response") == 1  # Sat 11:20 local
+    report = clock.run("report", "sla", "--json", now="2026-11-07T10:21:00Z")
+    data = json.loads(report.out)
+    assert set(data) == {"now", "due", "breached", "unanswered", "unattended"}
+    (late,) = [d for d in data["breached"] if d["deadline"] == "first_response"]
+    assert late["ref"] == "MD-1" and late["due_at"] == "2026-11-07T10:20:00Z" and late["breached_at"]
+    assert [d["ref"] for d in data["unanswered"]] == ["MD-1"]
+
+
+def test_a_ticket_without_update_for_two_days_reminds_its_assignee_once(clock: Desk, tmp_path: Path) -> None:
+    customer_writes(clock, tmp_path, "u1", "2026-11-02T09:30:00Z", "VPN drops every hour")
+    clock.run("tickets", "label", "MD-1", "--team", "Service Desk", "--by", "lead")
+    notice = to_agent(mail(clock), "alice@")
+    raw = reply_to(notice, "alice@helpdesk.example", "Looking into it.\n#take", message_id="u2@h")
+    (tmp_path / "u2.eml").write_bytes(raw)
+    clock.ingest(tmp_path / "u2.eml", now="2026-11-02T09:40:00Z")
+    tick(clock, "2026-11-02T09:41:00Z")
+    before = len(to(clock, "alice@"))
+    assert "update" not in tick(clock, "2026-11-04T09:39:00Z")["actions"]
+    assert tick(clock, "2026-11-04T09:41:00Z")["actions"].get("update") == 1
+    reminders = to(clock, "alice@")[before:]
+    assert (
+        len(reminders) == 1 and "no update for over 2 day" in reminders[0].get_body(("plain",)).get_content()
+    )
+    assert to(clock, "bob@")[-1:] != reminders  # the assignee, not the team
+    assert "update" not in tick(clock, "2026-11-05T09:00:00Z")["actions"]
+    assert [
+        d["ref"]
+        for d in json.loads(clock.run("report", "sla", "--json", now="2026-11-05T09:00:00Z").out)[
+            "unattended"
+        ]
+    ] == ["MD-1"]
+
+
+def test_a_resolved_ticket_closes_after_one_business_day_without_answer_over_the_holidays(
+    clock: Desk, tmp_path: Path
+) -> None:
+    customer_writes(clock, tmp_path, "h1", "2026-12-24T08:00:00Z", "Laptop will not boot")
+    notice = to_agent(mail(clock), "alice@")
+    raw = reply_to(
+        notice, "alice@helpdesk.example", "Replaced the disk.\n#status resolved", message_id="h2@h"
+    )
+    (tmp_path / "h2.eml").write_bytes(raw)
+    clock.ingest(tmp_path / "h2.eml", now="2026-12-24T11:00:00Z")  # Thursday 12:00 local
+    assert clock.show("MD-1")["status"] == "resolved"
+    # Friday 25 and Saturday 26 are holidays, Sunday closed: the one business day ends Monday 12:00
+    assert "close" not in tick(clock, "2026-12-28T10:59:00Z")["actions"]
+    assert tick(clock, "2026-12-28T11:00:00Z")["actions"].get("close") == 1
+    ticket = clock.show("MD-1")
+    assert ticket["status"] == "closed"
+    closing = [m for m in to(clock, "anna@") if "closed" in m.get_body(("plain",)).get_content().lower()]
+    assert len(closing) >= 1
+    assert tick(clock, "2026-12-29T11:00:00Z")["actions"] == {}
+
+
+def test_two_unanswered_requests_for_information_close_the_ticket(clock: Desk, tmp_path: Path) -> None:
+    customer_writes(clock, tmp_path, "i1", "2026-11-02T09:00:00Z", "Printer error E-42")
+    notice = to_agent(mail(clock), "alice@")
+    raw = reply_to(
+        notice, "alice@helpdesk.example", "#needinfo the printer's asset number", message_id="i2@h"
+    )
+    (tmp_path / "i2.eml").write_bytes(raw)
+    clock.ingest(tmp_path / "i2.eml", now="2026-11-02T10:00:00Z")
+    assert clock.show("MD-1")["status"] == "pending"
+    assert tick(clock, "2026-11-03T09:59:00Z")["actions"] == {}
+    assert tick(clock, "2026-11-03T10:00:00Z")["actions"] == {"follow_up": 1}
+    assert clock.show("MD-1")["status"] == "pending"
+    assert tick(clock, "2026-11-04T10:00:00Z")["actions"] == {"close": 1}
+    assert clock.show("MD-1")["status"] == "closed"
+    texts = [m.get_body(("plain",)).get_content() for m in to(clock, "anna@")]
+    assert sum("asset number" in t for t in texts) == 1  # the request itself
+    assert any("information" in t.lower() and "closed" in t.lower() for t in texts)
+
+
+def test_a_customer_answer_stops_the_follow_ups(clock: Desk, tmp_path: Path) -> None:
+    customer_writes(clock, tmp_path, "j1", "2026-11-02T09:00:00Z", "Printer error E-42")
+    notice = to_agent(mail(clock), "alice@")
+    raw = reply_to(notice, "alice@helpdesk.example", "#needinfo asset number", message_id="j2@h")
+    (tmp_path / "j2.eml").write_bytes(raw)
+    clock.ingest(tmp_path / "j2.eml", now="2026-11-02T10:00:00Z")
+    customer_writes(clock, tmp_path, "j3", "2026-11-02T12:00:00Z", "Re: [MD-1] Printer error E-42")
+    assert clock.show("MD-1")["status"] == "open"
+    actions = tick(clock, "2026-11-05T10:00:00Z")["actions"]
+    assert "follow_up" not in actions and "close" not in actions
+
+
+def test_the_leads_digest_goes_once_per_slot_on_open_days(clock: Desk, tmp_path: Path) -> None:
+    customer_writes(clock, tmp_path, "d1", "2026-11-02T08:00:00Z", "Printer on floor 2 is jammed")
+    assert tick(clock, "2026-11-02T10:29:00Z")["digest"] == ""  # 11:29 local
+    assert tick(clock, "2026-11-02T10:30:00Z")["digest"] == "lead@helpdesk.example"
+    assert tick(clock, "2026-11-02T10:45:00Z")["digest"] == ""
+    (digest,) = to(clock, "lead@")
+    text = digest.get_body(("plain",)).get_content()
+    assert "MD-1" in text and "Customers without an answer yet (1" in text
+    html = digest.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert 'id="digest-unanswered"' in html
+    assert tick(clock, "2026-11-02T16:00:00Z")["digest"] == "lead@helpdesk.example"  # 17:00 local
+    assert tick(clock, "2026-11-08T10:30:00Z")["digest"] == ""  # Sunday: closed
+
+
+def test_after_hours_mail_goes_to_the_vendor_and_the_customer_is_never_told(
+    clock: Desk, tmp_path: Path
+) -> None:
+    clock.config.write_text(clock.config.read_text().replace("after_hours = false", "after_hours = true"))
+    customer_writes(clock, tmp_path, "v1", "2026-11-02T20:00:00Z", "Printer on fire")  # Monday 21:00 local
+    assert tick(clock, "2026-11-02T20:01:00Z")["actions"] == {"dispatch": 1}
+    (dispatched,) = to(clock, "dispatch@vendor.example")
+    assert "[MD-1]" in dispatched["Subject"] and dispatched["Auto-Submitted"] is None
+    body = dispatched.get_body(("plain",)).get_content()
+    assert "anna@customer.example" in body and "the printer on floor 2 is jammed again" in body
+    assert "+md-1.a0.r." in str(dispatched["Reply-To"])
+    assert clock.show("MD-1")["vendor"] == "dispatched"
+    assert tick(clock, "2026-11-02T20:30:00Z")["actions"] == {}
+    for message in to(clock, "anna@"):
+        assert "vendor" not in message.as_string().lower()
