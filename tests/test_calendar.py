@@ -97,7 +97,7 @@ def test_business_time_is_additive_and_never_more_than_wall_time(
 def test_business_days_keep_the_local_time_within_the_days_hours() -> None:
     calendar = BusinessCalendar(SEED_003)
     assert calendar.add_days(local(2026, 11, 4, 15, 0), 1) == local(2026, 11, 5, 15, 0)
-    assert calendar.add_days(local(2026, 11, 6, 15, 0), 1) == local(2026, 11, 7, 13, 30)  # Saturday closes early
+    assert calendar.add_days(local(2026, 11, 6, 15, 0), 1) == local(2026, 11, 7, 13, 30)  # Sat closes early
     assert calendar.add_days(local(2026, 11, 7, 11, 0), 1) == local(2026, 11, 9, 11, 0)  # over Sunday
     assert calendar.add_days(local(2026, 12, 24, 12, 0), 1) == local(2026, 12, 28, 12, 0)  # over the holidays
     assert calendar.add_days(local(2026, 11, 4, 20, 0), 1) == local(2026, 11, 5, 17, 40)
