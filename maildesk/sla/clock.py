@@ -299,10 +299,12 @@ class _Rules:
         reason = ""
         if t.vendor == "requested":
             reason = "an agent asked for it (#vendor)"
-        elif t.status not in ("new", "open") or t.assignee_id is not None:
+        elif t.status not in ("new", "open"):
             return
         elif vendor.after_hours and not self.calendar.is_open(t.created_at):
-            reason = "it arrived after hours"
+            reason = "it arrived after hours"  # all of them, whoever the rota assigned it to (seed 004)
+        elif t.assignee_id is not None:
+            return
         elif self.open_count is not None and self.open_count > vendor.max_open:
             reason = f"the open queue holds {self.open_count} tickets (limit {vendor.max_open})"
         else:
@@ -310,8 +312,8 @@ class _Rules:
             if not self._due(due):
                 return
             reason = "nobody took it within the limit"
-        if self._once("dispatch") and dispatch(t, self.config, self.now, reason):
-            pass
+        if self._once("dispatch"):
+            dispatch(t, self.config, self.now, reason)
 
     def _confirmation(self) -> None:
         t = self.ticket
