@@ -89,6 +89,7 @@ class MailContext:
     released: bool = False
     agent_mail: AgentMail | None = None  # an agent's mail (or mail in an agent's name), and whether trusted
     vendor_mail: VendorMail | None = None  # mail from the vendor's domains
+    confirmed: bool = False  # the customer confirmed a resolved ticket, which the record stage closed
 
     @property
     def log_extra(self) -> dict[str, object]:

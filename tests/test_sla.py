@@ -237,3 +237,90 @@ def test_after_hours_mail_goes_to_the_vendor_and_the_customer_is_never_told(
     assert tick(clock, "2026-11-02T20:30:00Z")["actions"] == {}
     for message in to(clock, "anna@"):
         assert "vendor" not in message.as_string().lower()
+
+
+def resolve(
+    desk: Desk, tmp_path: Path, now: str, body: str = "Replaced the toner.\n#status resolved"
+) -> None:
+    notice = to_agent(mail(desk), "alice@")
+    (tmp_path / "r.eml").write_bytes(reply_to(notice, "alice@helpdesk.example", body, message_id="r@h"))
+    desk.ingest(tmp_path / "r.eml", now=now)
+    assert desk.run("outbox", "flush", now=now).code == 0
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [("Thanks, it works now!", "closed"), ("Thanks, but it still prints blank pages.", "open")],
+)
+def test_a_customer_who_confirms_closes_the_ticket_one_who_doubts_reopens_it(
+    clock: Desk, tmp_path: Path, answer: str, status: str
+) -> None:
+    customer_writes(clock, tmp_path, "c1", "2026-11-02T09:00:00Z", "Printer prints blank pages")
+    resolve(clock, tmp_path, "2026-11-02T10:00:00Z")
+    path = tmp_path / "c2.eml"
+    path.write_bytes(
+        make_mail(
+            subject="Re: [MD-1] Printer prints blank pages", body=answer, message_id="c2@customer.example"
+        )
+    )
+    clock.ingest(path, now="2026-11-02T11:00:00Z")
+    assert clock.run("outbox", "flush").code == 0
+    assert clock.show("MD-1")["status"] == status
+    closings = [
+        m
+        for m in to(clock, "anna@")
+        if "confirm" in m.get_body(("plain",)).get_content().lower()
+        and "closed" in m.get_body(("plain",)).get_content().lower()
+    ]
+    assert len(closings) == (1 if status == "closed" else 0)
+    assert tick(clock, "2026-11-05T11:00:00Z")["actions"].get("close") is None  # nothing left to close
+
+
+def test_high_priority_tickets_remind_the_assignee_to_update_the_customer(
+    clock: Desk, tmp_path: Path
+) -> None:
+    customer_writes(clock, tmp_path, "s1", "2026-11-02T09:00:00Z", "VPN down for the whole office")
+    resolve(clock, tmp_path, "2026-11-02T09:30:00Z", "We are on it.\n#take\n#priority high")
+    assert clock.show("MD-1")["priority"] == "high"
+    before = len(to(clock, "alice@"))
+    # high: a status update every 4 business hours from the last reply (10:30 local)
+    assert "status_update" not in tick(clock, "2026-11-02T13:29:00Z")["actions"]
+    assert tick(clock, "2026-11-02T13:30:00Z")["actions"].get("status_update") == 1
+    reminder = to(clock, "alice@")[before:]
+    assert len(reminder) == 1 and "status update" in reminder[0].get_body(("plain",)).get_content()
+    assert "status_update" not in tick(clock, "2026-11-02T14:00:00Z")["actions"]
+
+
+def test_vendor_on_request_and_important_notes_are_copied(clock: Desk, tmp_path: Path) -> None:
+    customer_writes(clock, tmp_path, "x1", "2026-11-02T09:00:00Z", "Printer on floor 2 is jammed")
+    resolve(clock, tmp_path, "2026-11-02T09:10:00Z", "#vendor")
+    assert clock.show("MD-1")["vendor"] == "requested"
+    assert tick(clock, "2026-11-02T09:11:00Z")["actions"] == {"dispatch": 1}
+    (dispatched,) = to(clock, "dispatch@vendor.example")
+    assert "an agent asked for it" in dispatched.get_body(("plain",)).get_content()
+    notice = to_agent(mail(clock), "alice@")
+    note = reply_to(
+        notice,
+        "alice@helpdesk.example",
+        "The customer replaced the toner yesterday.\n#important",
+        message_id="x2@h",
+    )
+    (tmp_path / "x2.eml").write_bytes(note)
+    clock.ingest(tmp_path / "x2.eml", now="2026-11-02T09:20:00Z")
+    assert clock.run("outbox", "flush").code == 0
+    copies = to(clock, "dispatch@vendor.example")
+    assert len(copies) == 2 and "replaced the toner yesterday" in copies[1].get_body(("plain",)).get_content()
+    assert all("toner yesterday" not in m.as_string() for m in to(clock, "anna@"))
+
+
+def test_a_queue_over_its_limit_overflows_new_unclaimed_tickets(clock: Desk, tmp_path: Path) -> None:
+    clock.config.write_text(clock.config.read_text().replace("max_open = 1000", "max_open = 2"))
+    for i, subject in enumerate(["Printer jammed", "Laptop broken", "VPN slow"]):
+        customer_writes(
+            clock, tmp_path, f"q{i}", "2026-11-02T09:00:00Z", subject, sender=f"c{i}@customer.example"
+        )
+    # one over the limit: the oldest unclaimed ticket goes, and the queue is back within it
+    assert tick(clock, "2026-11-02T09:01:00Z")["actions"] == {"dispatch": 1}
+    (reason,) = [e for t in ("MD-1", "MD-2", "MD-3") for e in events(clock, t, "vendor_dispatched")]
+    assert "open queue holds 3 tickets (limit 2)" in reason
+    assert tick(clock, "2026-11-02T09:05:00Z")["actions"] == {}

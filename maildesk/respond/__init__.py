@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from maildesk.clock import naive_utc
 from maildesk.outbox import enqueue
-from maildesk.respond import policy
+from maildesk.respond import policy, relay
 from maildesk.respond.notices import notify_agents, tell_team_of_bounce
 from maildesk.respond.render import build, environment_for
 from maildesk.tickets.store.models import Event, Message
@@ -38,6 +38,9 @@ def run(ctx: MailContext) -> Verdict:
         return CONTINUE  # automatic mail is never answered; its event on the ticket says what it was
     if ctx.agent_mail is not None:
         return CONTINUE  # an agent's mail (agents.run answered it), or mail in an agent's name
+    if ctx.confirmed:
+        relay.send(ticket, ctx.config, "closing", {"reason": "confirmed", "resolution": ""},
+                   now=naive_utc(ctx.now), agent_name="", kind="notification", automatic=True)  # fmt: skip
     if ticket.status != "spam":
         _tell_agents(ctx)
     if ctx.vendor_mail is not None:

@@ -60,9 +60,17 @@ def run_pass(config: Config, database: Database, now: datetime) -> PassResult:
     at = naive_utc(now)
     calendar = BusinessCalendar(config.hours)
     with database.connection_context():
-        open_count = None
+        queue: list[int] = []  # the team's open queue (without what the vendor holds), kept as tickets go
         if config.vendor.address:
-            open_count = Ticket.select().where(Ticket.status.in_(OPEN) & Ticket.merged_into.is_null()).count()
+            queue.append(
+                Ticket.select()
+                .where(
+                    Ticket.status.in_(OPEN)
+                    & Ticket.merged_into.is_null()
+                    & (Ticket.vendor.is_null() | (Ticket.vendor != "dispatched"))
+                )
+                .count()
+            )
         seen: set[int] = set()
         while True:
             query = (
@@ -78,7 +86,7 @@ def run_pass(config: Config, database: Database, now: datetime) -> PassResult:
             for ticket in tickets:
                 seen.add(ticket.id)
                 with database.atomic():
-                    rules = _Rules(ticket, config, calendar, at, now, marks, open_count, result)
+                    rules = _Rules(ticket, config, calendar, at, now, marks, queue, result)
                     rules.apply()
             result.looked_at += len(tickets)
     result.seconds = time.perf_counter() - started
@@ -101,11 +109,11 @@ class _Rules:
         at: datetime,
         now: datetime,
         marks: set[tuple[int, str, str]],
-        open_count: int | None,
+        queue: list[int],
         result: PassResult,
     ) -> None:
         self.ticket, self.config, self.calendar = ticket, config, calendar
-        self.at, self.now, self.marks, self.open_count, self.result = at, now, marks, open_count, result
+        self.at, self.now, self.marks, self.queue, self.result = at, now, marks, queue, result
         self.later: list[datetime] = []
         self.ref = f"{config.desk.ticket_prefix}-{ticket.number}"
 
@@ -305,15 +313,15 @@ class _Rules:
             reason = "it arrived after hours"  # all of them, whoever the rota assigned it to (seed 004)
         elif t.assignee_id is not None:
             return
-        elif self.open_count is not None and self.open_count > vendor.max_open:
-            reason = f"the open queue holds {self.open_count} tickets (limit {vendor.max_open})"
+        elif self.queue and self.queue[0] > vendor.max_open:
+            reason = f"the open queue holds {self.queue[0]} tickets (limit {vendor.max_open})"
         else:
             due = naive_utc(self.calendar.add(t.created_at, vendor.unclaimed_after))
             if not self._due(due):
                 return
             reason = "nobody took it within the limit"
-        if self._once("dispatch"):
-            dispatch(t, self.config, self.now, reason)
+        if self._once("dispatch") and dispatch(t, self.config, self.now, reason) and self.queue:
+            self.queue[0] -= 1
 
     def _confirmation(self) -> None:
         t = self.ticket

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from peewee import fn
 
 from maildesk.clock import naive_utc
+from maildesk.sla.confirm import is_confirmation
 from maildesk.subjects import strip_prefixes, subject_key
 from maildesk.tickets.directory import contact_for
 from maildesk.tickets.store.models import (
@@ -94,7 +95,12 @@ def record(ctx: MailContext) -> Verdict:
         (ticket,) = ctx.sql.get(Ticket, "ticket-by-id", _ticket_by_id, [decision.ticket_id])
         for other_id in decision.merge:
             events.extend(_merge(Ticket.get_by_id(other_id), ticket, config, now))
-        if decision.reopen:
+        if decision.reopen and kind == "customer" and ticket.status == "resolved" and is_confirmation(text):
+            # seed 001: the customer confirms it is resolved, so it closes rather than reopens
+            ticket.status, ticket.closed_at, ticket.waiting_since = "closed", now, None
+            ctx.confirmed = True
+            events.append(_event(ticket, now, "closed", f"{who} confirmed it is resolved"))
+        elif decision.reopen:
             ticket.status, ticket.closed_at, ticket.waiting_since = "open", None, None
             events.append(_event(ticket, now, "reopened", f"reply from {who}"))
         events.append(
