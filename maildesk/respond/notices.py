@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from maildesk.pipeline import MailContext
     from maildesk.routing import Triage
     from maildesk.screen.bounce import FailedRecipient
+    from maildesk.tickets.store.fast import Statements
 
 
 def alert_team(ctx: MailContext, triage: Triage) -> None:
@@ -133,6 +134,7 @@ def notify_agents(
     agents: Sequence[AgentConfig] | None = None,
     template: str = "ticket_notice",
     extra: Mapping[str, Any] | None = None,
+    sql: Statements | None = None,
 ) -> list[str]:
     """Send each agent the ticket with their own signed Reply-To; returns who was told.
 
@@ -176,11 +178,15 @@ def notify_agents(
             from_name=f"{requester[0] or requester[1]} via {config.desk.name}", reply_to=reply,
         )  # fmt: skip
         enqueue(message, recipients=[address], sender=config.desk.addresses[0], kind="notification",
-                automatic=True, now=now, ticket=ticket.id)  # fmt: skip
+                automatic=True, now=now, ticket=ticket.id, sql=sql)  # fmt: skip
         told.append(address)
     if told:
-        Event.create(ticket=ticket, at=naive_utc(now), kind="notified", actor="maildesk",
-                     detail=f"{template} ({event}) to {', '.join(told)}")  # fmt: skip
+        values = {"ticket": ticket.id, "at": naive_utc(now), "kind": "notified", "actor": "maildesk",
+                  "detail": f"{template} ({event}) to {', '.join(told)}"}  # fmt: skip
+        if sql is not None:
+            sql.insert(Event, values)
+        else:
+            Event.create(**values)
     return told
 
 

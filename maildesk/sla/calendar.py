@@ -25,9 +25,18 @@ class BusinessCalendar:
         self.holidays = frozenset(date.fromisoformat(d) for d in hours.holidays)
         if not any(end > start for start, end in self.week.values()):
             raise ValueError("the desk is never open: give hours for at least one weekday")
+        # a pass over many tickets asks about the same few hundred days again and again
+        self._spans: dict[date, tuple[datetime, datetime] | None] = {}
 
     def _span(self, day: date) -> tuple[datetime, datetime] | None:
         """The day's opening, in UTC, or None when the desk is closed that day."""
+        try:
+            return self._spans[day]
+        except KeyError:
+            span = self._spans[day] = self._work_out(day)
+            return span
+
+    def _work_out(self, day: date) -> tuple[datetime, datetime] | None:
         if day in self.holidays:
             return None
         hours = self.week.get(WEEKDAYS[day.weekday()])

@@ -20,12 +20,14 @@ or after two requests for missing information went unanswered (seed 001).
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from peewee import Database, fn
+from peewee import Database
 
 from maildesk.clock import naive_utc
 from maildesk.config import Config
@@ -33,6 +35,7 @@ from maildesk.respond import relay
 from maildesk.respond.notices import agents_for, notify_agents
 from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.overflow import dispatch
+from maildesk.tickets.store.fast import Statements
 from maildesk.tickets.store.models import Contact, Event, OutboundMail, SlaMark, Ticket
 
 log = logging.getLogger(__name__)
@@ -71,78 +74,196 @@ def run_pass(config: Config, database: Database, now: datetime) -> PassResult:
                 )
                 .count()
             )
+        sql = Statements(database)
         seen: set[int] = set()
         while True:
-            query = (
-                Ticket.select()
-                .where(Ticket.sla_next_at.is_null(False) & (Ticket.sla_next_at <= at))
-                .order_by(Ticket.sla_next_at, Ticket.id)
-                .limit(BATCH)
-            )
-            tickets = [t for t in query if t.id not in seen]
+            tickets = [t for t in _due_rows(database, at) if t.id not in seen]
             if not tickets:
                 break
-            marks = _marks([t.id for t in tickets])
-            for ticket in tickets:
-                seen.add(ticket.id)
-                with database.atomic():
-                    rules = _Rules(ticket, config, calendar, at, now, marks, queue, result)
-                    rules.apply()
+            ids = [t.id for t in tickets]
+            batch = _Batch(
+                database,
+                sql,
+                config,
+                calendar,
+                at,
+                now,
+                _marks(database, ids),
+                _last_replies(database, ids),
+                queue,
+                result,
+            )
+            # one commit per batch; a ticket that acts does so in a savepoint of its own
+            with database.atomic():
+                for ticket in tickets:
+                    seen.add(ticket.id)
+                    try:
+                        _Rules(ticket, batch).apply()
+                    except Exception:
+                        log.exception("SLA rules failed for ticket %s; looked at again next pass", ticket.id)
+                        result.actions["failed"] += 1
+                _write_schedules(database, batch.schedules)
             result.looked_at += len(tickets)
     result.seconds = time.perf_counter() - started
     return result
 
 
-def _marks(ticket_ids: list[int]) -> set[tuple[int, str, str]]:
-    rows = SlaMark.select(SlaMark.ticket, SlaMark.kind, SlaMark.key).where(SlaMark.ticket.in_(ticket_ids))
-    return {(row.ticket_id, row.kind, row.key) for row in rows}
+_COLUMNS = (
+    "id", "number", "subject", "status", "priority", "team", "issue_type", "assignee_id", "requester_id",
+    "organization_id", "created_at", "updated_at", "first_response_at", "first_response_due", "waiting_since",
+    "vendor", "tier", "merged_into_id",
+)  # fmt: skip
+_TIMES = frozenset({"created_at", "updated_at", "first_response_at", "first_response_due", "waiting_since"})
+
+
+@dataclass(slots=True)
+class _Row:
+    """A due ticket as read, before anything happens to it: reading a model per ticket costs
+    more than every rule together, and most tickets only get their next look written back."""
+
+    id: int
+    number: int
+    subject: str
+    status: str
+    priority: str
+    team: str
+    issue_type: str
+    assignee_id: int | None
+    requester_id: int | None
+    organization_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None
+    first_response_due: datetime | None
+    waiting_since: datetime | None
+    vendor: str | None
+    tier: int
+    merged_into_id: int | None
+
+
+def _due_rows(database: Database, at: datetime) -> list[_Row]:
+    table = Ticket._meta.table_name
+    columns = ", ".join(Ticket._meta.fields[c.removesuffix("_id")].column_name if c.endswith("_id") else c
+                        for c in _COLUMNS)  # fmt: skip
+    mark = database.param
+    sql = (
+        f"SELECT {columns} FROM {table} WHERE sla_next_at IS NOT NULL AND sla_next_at <= {mark}"
+        f" ORDER BY sla_next_at, id LIMIT {BATCH}"
+    )
+    rows = []
+    for values in database.execute_sql(sql, (Ticket.sla_next_at.db_value(at),)).fetchall():
+        item = dict(zip(_COLUMNS, values, strict=True))
+        for name in _TIMES:
+            if item[name] is not None:
+                item[name] = naive_utc(item[name])
+        rows.append(_Row(**item))
+    return rows
+
+
+@dataclass
+class _Batch:
+    """What the tickets of one batch share: the clock, what was done before, what to write back."""
+
+    database: Database
+    sql: Statements  # pre-rendered INSERTs for the marks, events and mail a busy pass writes
+    config: Config
+    calendar: BusinessCalendar
+    at: datetime  # naive UTC
+    now: datetime  # aware
+    marks: set[tuple[int, str, str]]
+    last_replies: dict[int, datetime]
+    queue: list[int]  # the open queue's length, when the vendor's overflow needs it
+    result: PassResult
+    schedules: list[tuple[object, object, int]] = field(default_factory=list)
+
+
+def _last_replies(database: Database, ticket_ids: list[int]) -> dict[int, datetime]:
+    """When each ticket's customer side last got a reply from a person (for status updates)."""
+    # raw SQL: peewee renders an IN list of 500 parameters slower than SQLite runs the query
+    marks = ", ".join([database.param] * len(ticket_ids))
+    sql = (
+        f"SELECT ticket_id, MAX(created_at) FROM {OutboundMail._meta.table_name}"
+        f" WHERE ticket_id IN ({marks}) AND kind = 'reply' GROUP BY ticket_id"
+    )
+    rows = database.execute_sql(sql, ticket_ids).fetchall()
+    return {int(ticket_id): naive_utc(at) for ticket_id, at in rows if at is not None}
+
+
+def _write_schedules(database: Database, rows: list[tuple[object, object, int]]) -> None:
+    """The tickets whose only change is their schedule, in one statement run for all of them."""
+    if not rows:
+        return
+    mark = database.param
+    table = Ticket._meta.table_name
+    sql = f"UPDATE {table} SET sla_next_at = {mark}, first_response_due = {mark} WHERE id = {mark}"
+    database.cursor().executemany(sql, rows)
+
+
+def _marks(database: Database, ticket_ids: list[int]) -> set[tuple[int, str, str]]:
+    marks = ", ".join([database.param] * len(ticket_ids))
+    sql = f'SELECT ticket_id, kind, "key" FROM {SlaMark._meta.table_name} WHERE ticket_id IN ({marks})'
+    return {(int(t), k, key) for t, k, key in database.execute_sql(sql, ticket_ids).fetchall()}
 
 
 class _Rules:
     """The rules for one ticket at one instant; collects when to look again."""
 
-    def __init__(
-        self,
-        ticket: Ticket,
-        config: Config,
-        calendar: BusinessCalendar,
-        at: datetime,
-        now: datetime,
-        marks: set[tuple[int, str, str]],
-        queue: list[int],
-        result: PassResult,
-    ) -> None:
-        self.ticket, self.config, self.calendar = ticket, config, calendar
-        self.at, self.now, self.marks, self.queue, self.result = at, now, marks, queue, result
+    def __init__(self, row: _Row, batch: _Batch) -> None:
+        # `ticket` is the row until a rule acts, then the stored Ticket (see _once)
+        self.ticket: Any = row
+        self.batch, self.config, self.calendar = batch, batch.config, batch.calendar
+        self.at, self.now, self.marks, self.queue, self.result = (
+            batch.at, batch.now, batch.marks, batch.queue, batch.result
+        )  # fmt: skip
         self.later: list[datetime] = []
-        self.ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+        self.stack = contextlib.ExitStack()
 
     def apply(self) -> None:
-        t = self.ticket
-        if t.status in WATCHED and t.merged_into_id is None:
-            self._vendor()
-            if t.status == "resolved":
-                self._confirmation()
-            if t.status == "pending":
-                self._information()
-            if t.status in ("new", "open"):
-                self._first_response()
-                self._unclaimed()
-                self._status_update()
-            if t.status in OPEN:  # not when a closing rule has just closed it
-                self._no_update()
-        future = [w for w in self.later if w > self.at]
-        t.sla_next_at = min(future) if future else None
-        if t.is_dirty():
-            t.save(only=t.dirty_fields)
+        with self.stack:  # the savepoint a rule opened, if any: committed, or rolled back on error
+            self._rules()
+            future = [w for w in self.later if w > self.at]
+            next_at = min(future) if future else None
+            t = self.ticket
+            if isinstance(t, _Row):
+                # the usual case, nothing happened: written with the batch, not a statement of its own
+                due = Ticket.first_response_due.db_value(t.first_response_due)
+                self.batch.schedules.append((Ticket.sla_next_at.db_value(next_at), due, t.id))
+            else:
+                t.sla_next_at = next_at
+                t.save(only=t.dirty_fields)
+
+    def _rules(self) -> None:
+        if self.ticket.status not in WATCHED or self.ticket.merged_into_id is not None:
+            return
+        self._vendor()
+        if self.ticket.status == "resolved":
+            self._confirmation()
+        if self.ticket.status == "pending":
+            self._information()
+        if self.ticket.status in ("new", "open"):
+            self._first_response()
+            self._unclaimed()
+            self._status_update()
+        if self.ticket.status in OPEN:  # not when a closing rule has just closed it
+            self._no_update()
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _once(self, kind: str, key: str = "") -> bool:
-        """True the first time for this ticket, kind and occasion; records it."""
+        """True the first time for this ticket, kind and occasion; records it.
+
+        The first time anything happens to a ticket in a pass, a savepoint opens and the
+        stored Ticket replaces the row, so what follows (and the rules after) act on it.
+        """
         if (self.ticket.id, kind, key) in self.marks:
             return False
-        SlaMark.create(ticket=self.ticket, kind=kind, key=key, at=self.at)
+        if isinstance(self.ticket, _Row):
+            row = self.ticket
+            self.stack.enter_context(self.batch.database.atomic())
+            self.ticket = Ticket.get_by_id(row.id)
+            if self.ticket.first_response_due != row.first_response_due:
+                self.ticket.first_response_due = row.first_response_due
+        self.batch.sql.insert(SlaMark, {"ticket": self.ticket.id, "kind": kind, "key": key, "at": self.at})
         self.marks.add((self.ticket.id, kind, key))
         self.result.actions[kind] += 1
         return True
@@ -155,7 +276,10 @@ class _Rules:
         return False
 
     def _event(self, kind: str, detail: str) -> None:
-        Event.create(ticket=self.ticket, at=self.at, kind=kind, detail=detail[:4000], actor="sla")
+        self.batch.sql.insert(
+            Event,
+            {"ticket": self.ticket.id, "at": self.at, "kind": kind, "detail": detail[:4000], "actor": "sla"},
+        )
 
     def _breach(self, deadline: str, due: datetime, detail: str) -> None:
         self._event("sla_breached", f"{deadline}: due {due:%Y-%m-%d %H:%M} UTC, {detail}")
@@ -164,18 +288,6 @@ class _Rules:
         t = self.ticket
         contact = Contact.get_or_none(Contact.id == t.requester_id) if t.requester_id else None
         return (contact.name, contact.email) if contact is not None else ("", "")
-
-    def _remind(self, agents_template: str, reason: str, due: datetime, event: str) -> None:
-        notify_agents(
-            self.ticket,
-            self.config,
-            self.now,
-            event=event,
-            text="",
-            requester=self._requester(),
-            template=agents_template,
-            extra={"reason": reason, "due": f"{due:%Y-%m-%d %H:%M} UTC"},
-        )
 
     # -- the rules --------------------------------------------------------------------------
 
@@ -189,7 +301,7 @@ class _Rules:
         if not self._due(due) or not self._once("first_response"):
             return
         self._breach("first_response", due, "the customer has had no answer")
-        if self.config.sla.escalate_on_breach and t.tier < 2:
+        if self.config.sla.escalate_on_breach and self.ticket.tier < 2:
             self._escalate("the first response deadline passed")
 
     def _escalate(self, reason: str) -> None:
@@ -209,6 +321,7 @@ class _Rules:
             requester=self._requester(),
             agents=targets,
             template="escalation_notice",
+            sql=self.batch.sql,
             extra={"level": level, "reason": reason, "by": "the SLA clock"},
         )
         # seed 003: escalations are communicated to the requester
@@ -230,6 +343,7 @@ class _Rules:
         due = naive_utc(self.calendar.add(t.created_at, self.config.sla.unclaimed_alert))
         if not self._due(due) or not self._once("unclaimed"):
             return
+        t = self.ticket
         self._breach("unclaimed", due, "nobody has taken it")
         team = [a for a in self.config.agents if t.team and a.team == t.team] or list(self.config.agents)
         notify_agents(
@@ -241,6 +355,7 @@ class _Rules:
             requester=self._requester(),
             agents=team,
             template="sla_reminder",
+            sql=self.batch.sql,
             extra={
                 "reason": "nobody has taken this ticket yet; reply with #take to claim it",
                 "due": f"{due:%Y-%m-%d %H:%M} UTC",
@@ -252,6 +367,7 @@ class _Rules:
         due = t.updated_at + self.config.sla.no_update
         if not self._due(due) or not self._once("update", f"{t.updated_at:%Y%m%d%H%M%S}"):
             return
+        t = self.ticket
         self._breach("update", due, f"no update for {self.config.sla.no_update.days or 1} day(s)")
         agents = agents_for(t, self.config)
         notify_agents(
@@ -263,6 +379,7 @@ class _Rules:
             requester=self._requester(),
             agents=agents,
             template="sla_reminder",
+            sql=self.batch.sql,
             extra={
                 "reason": "this ticket has had no update for over "
                 f"{self.config.sla.no_update.days or 1} day(s)",
@@ -275,15 +392,12 @@ class _Rules:
         interval = self.config.sla.status_update.get(t.priority)
         if interval is None or t.first_response_at is None:
             return
-        last = (
-            OutboundMail.select(fn.MAX(OutboundMail.created_at))
-            .where((OutboundMail.ticket == t.id) & (OutboundMail.kind == "reply"))
-            .scalar()
-        )
+        last = self.batch.last_replies.get(t.id)
         since = max(t.first_response_at, last) if last else t.first_response_at
         due = naive_utc(self.calendar.add(since, interval))
         if not self._due(due) or not self._once("status_update", f"{since:%Y%m%d%H%M%S}"):
             return
+        t = self.ticket
         notify_agents(
             t,
             self.config,
@@ -293,6 +407,7 @@ class _Rules:
             requester=self._requester(),
             agents=agents_for(t, self.config),
             template="sla_reminder",
+            sql=self.batch.sql,
             extra={
                 "reason": f"a {t.priority} ticket: the customer is due a status update",
                 "due": f"{due:%Y-%m-%d %H:%M} UTC",
@@ -320,7 +435,7 @@ class _Rules:
             if not self._due(due):
                 return
             reason = "nobody took it within the limit"
-        if self._once("dispatch") and dispatch(t, self.config, self.now, reason) and self.queue:
+        if self._once("dispatch") and dispatch(self.ticket, self.config, self.now, reason) and self.queue:
             self.queue[0] -= 1
 
     def _confirmation(self) -> None:
@@ -345,7 +460,7 @@ class _Rules:
             return
         if self._once("follow_up", key):
             relay.send(
-                t,
+                self.ticket,
                 self.config,
                 "follow_up",
                 {"attempt": 2, "waiting_for": "information", "missing": [], "deadline": ""},
