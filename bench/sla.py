@@ -84,16 +84,26 @@ def fill(n: int, seed: int = 7) -> None:
         status = "new" if fresh else rng.choices(["open", "pending", "resolved"], [70, 15, 15])[0]
         replied = None if fresh else max(created, base - timedelta(minutes=rng.randrange(5, 170)))
         updated = created if fresh else max(created, base - timedelta(minutes=rng.randrange(5, 47 * 60)))
-        rows.append({
-            "number": number, "subject": f"ticket {number}", "subject_key": f"ticket {number}", "status": status,
-            "priority": rng.choices(["low", "normal", "high", "urgent"], [20, 60, 15, 5])[0],
-            "team": rng.choice(["Service Desk", "Billing"]),
-            "assignee": None if fresh and rng.random() < 0.5 else rng.choice(agents),
-            "requester": contact.id, "created_at": created, "updated_at": updated, "first_response_at": replied,
-            "waiting_since": base - timedelta(minutes=rng.randrange(5, 300)) if status in ("pending", "resolved")
-            else None,
-            "sla_next_at": base,
-        })  # fmt: skip
+        waiting = (
+            base - timedelta(minutes=rng.randrange(5, 300)) if status in ("pending", "resolved") else None
+        )
+        rows.append(
+            {
+                "number": number,
+                "subject": f"ticket {number}",
+                "subject_key": f"ticket {number}",
+                "status": status,
+                "priority": rng.choices(["low", "normal", "high", "urgent"], [20, 60, 15, 5])[0],
+                "team": rng.choice(["Service Desk", "Billing"]),
+                "assignee": None if fresh and rng.random() < 0.5 else rng.choice(agents),
+                "requester": contact.id,
+                "created_at": created,
+                "updated_at": updated,
+                "first_response_at": replied,
+                "waiting_since": waiting,
+                "sla_next_at": base,
+            }
+        )
     for start in range(0, n, 5000):
         Ticket.insert_many(rows[start : start + 5000]).execute()
 
@@ -109,8 +119,17 @@ def measure(n: int) -> dict[str, float]:
         with desk.database.atomic():
             fill(n)
         started = time.perf_counter()
-        rows = list(Ticket.select(Ticket.id, Ticket.status, Ticket.priority, Ticket.created_at, Ticket.updated_at,
-                                  Ticket.first_response_at, Ticket.assignee, Ticket.sla_next_at).tuples())  # fmt: skip
+        columns = (
+            Ticket.id,
+            Ticket.status,
+            Ticket.priority,
+            Ticket.created_at,
+            Ticket.updated_at,
+            Ticket.first_response_at,
+            Ticket.assignee,
+            Ticket.sla_next_at,
+        )
+        rows = list(Ticket.select(*columns).tuples())
         floor = time.perf_counter() - started
         assert len(rows) == n
         full = run_pass(config, desk.database, NOW)
@@ -121,13 +140,13 @@ def measure(n: int) -> dict[str, float]:
         desk.close()
     print(f"{n:>7,} tickets: full pass {full.seconds:6.2f} s ({n / full.seconds:,.0f} tickets/s), "
           f"actions {dict(full.actions)}")  # fmt: skip
+    pad = " " * 9
     print(
-        f"         quiet pass {quiet.seconds * 1000:6.1f} ms, looked at {quiet.looked_at}, rows written {wrote}"
+        f"{pad}quiet pass {quiet.seconds * 1000:6.1f} ms, looked at {quiet.looked_at}, rows written {wrote}"
     )
-    print(f"         a minute later {minute.seconds * 1000:6.1f} ms, looked at {minute.looked_at}")
-    print(
-        f"         floor (read every open ticket once) {floor:5.2f} s; full pass / floor {full.seconds / floor:4.1f}x"
-    )
+    print(f"{pad}a minute later {minute.seconds * 1000:6.1f} ms, looked at {minute.looked_at}")
+    ratio = full.seconds / floor
+    print(f"{pad}floor (read every open ticket once) {floor:5.2f} s; full pass / floor {ratio:4.1f}x")
     return {"full": full.seconds, "quiet": quiet.seconds, "wrote": wrote}
 
 
