@@ -34,9 +34,9 @@ from matplotlib.ticker import MaxNLocator
 from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.sla.calendar import BusinessCalendar
+from maildesk.sla.clock import OPEN
 from maildesk.tickets.store.models import Agent, Event, Ticket
 
-OPEN_STATUSES: Final = ("new", "open", "pending")
 DEADLINES: Final = ("first_response", "unclaimed", "update", "resolution")
 BREACHED: Final = "sla_breached"
 DISPATCHED: Final = "vendor_dispatched"
@@ -163,7 +163,7 @@ def load_sla_data(config: Config, now: datetime) -> SlaData:
                 Ticket.created_at,
                 Ticket.updated_at,
                 Ticket.first_response_at,
-            ).where(Ticket.status.in_(OPEN_STATUSES), Ticket.created_at <= now)
+            ).where(Ticket.status.in_(OPEN), Ticket.created_at <= now)
         )
     )
     recent = tuple(
