@@ -201,6 +201,16 @@ def test_the_page_shows_every_figure_and_table_in_chromium(busy: Desk, tmp_path:
     assert '<td class="num">19</td>' in tables["summary"]
 
 
+def test_report_sla_html_writes_the_page(busy: Desk, tmp_path: Path) -> None:
+    page = tmp_path / "report" / "sla.html"
+    page.parent.mkdir()
+    result = busy.run("report", "sla", "--html", str(page), now=NOW.isoformat() + "Z")
+    assert result.code == 0, result.err
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<figure id=") == len(FIGURES) and html.count("<table id=") == len(TABLES)
+    assert ESCAPED in html and HOSTILE not in html
+
+
 def test_an_empty_database_gives_no_data_figures_and_none_tables(empty: Desk, tmp_path: Path) -> None:
     config = load_config(empty.config)
     figures = sla_figures(config, NOW)
