@@ -23,6 +23,7 @@ from maildesk.config import Config, load_config
 from maildesk.reports.figures import _BusinessClock, sla_figures, sla_tables
 from maildesk.reports.sla_page import inline_figures, png_size, write_sla_page
 from maildesk.sla.calendar import BusinessCalendar
+from maildesk.sla.report import sla_report
 from maildesk.tickets.store.db import open_database
 from maildesk.tickets.store.models import Event, Ticket
 from tests.conftest import Desk, missing
@@ -81,6 +82,9 @@ def fill(desk: Desk, folder: Path) -> Database:
         stale = ticket(at(days=9), team="", priority="high", updated_at=at(days=5))  # MD-129
         ticket(at(days=40), team="Network", first_response_at=at(days=39), updated_at=at(days=3))  # MD-130
         ticket(at(days=2), status="spam")  # MD-131: counted nowhere
+        ticket(at(days=1), status="pending")  # MD-132: open, but waits for the customer, not for us
+        ticket(at(days=3), merged_into=stale)  # MD-133: merged, counted nowhere
+        ticket(at(days=2), status="closed")  # MD-134: closed unanswered: waits for nobody
         breaches = {"first_response": (0, 1, 1, 5), "unclaimed": (2,), "update": (3, 3), "resolution": (13,)}
         for kind, days in breaches.items():
             for day in days:
@@ -198,7 +202,7 @@ def test_the_page_shows_every_figure_and_table_in_chromium(busy: Desk, tmp_path:
     for ref in ("MD-1", "MD-2", "MD-3", "MD-129"):
         assert f"<td>{ref}</td>" in tables["unanswered"]
     assert "<td>Network</td>" in tables["oldest_per_team"]
-    assert '<td class="num">19</td>' in tables["summary"]
+    assert '<td class="num">20</td>' in tables["summary"]
 
 
 def test_report_sla_html_writes_the_page(busy: Desk, tmp_path: Path) -> None:
@@ -240,22 +244,23 @@ def test_figures_are_matplotlib_pngs_of_the_data(busy_anywhere: Desk) -> None:
         assert figure.png.startswith(PNG) and png_size(figure.png) == (700, 350)
         assert 5_000 < len(figure.png) < 150_000
         assert figure.title and figure.alt.startswith(figure.title) and "no data" not in figure.alt
-    # open: the 3 mails, 14 stored, the stale one and the 40-day-old one (not spam, not resolved)
-    assert "19 open" in figures["open-by-age"].alt
-    assert "by team Service Desk 9, Network 6, (no team) 4" in figures["open-by-age"].alt
+    # open: the 3 mails, 14 stored, the stale, the 40-day-old and the pending one
+    assert "20 open" in figures["open-by-age"].alt
+    assert "by team Service Desk 10, Network 6, (no team) 4" in figures["open-by-age"].alt
     # 8 breaches in the 14 days: the one 20 days ago is left out
     assert "8 in all; first response 4, unclaimed 1, update 2, resolution 1" in figures["breaches"].alt
     assert "4 in all" in figures["vendor-dispatches"].alt  # the one after NOW is left out
     # 28 answered; waiting: the 3 mails and the stale ticket (9 days old)
     alt = figures["first-response"].alt
     assert "28 answered" in alt and "4 still unanswered" in alt
-    # the 28 stored, the 3 mails (scored by the shipped model) and the stale ticket (no score);
-    # the 40-day-old ticket and spam are left out
-    assert "32 tickets, 31 scored" in figures["confidence"].alt
+    # the 28 stored, the 3 mails (scored by the shipped model), the stale, pending and closed
+    # tickets (no score); the 40-day-old ticket, spam and the merged one are left out
+    assert "34 tickets, 31 scored" in figures["confidence"].alt
 
 
 def test_tables_name_what_needs_a_person(busy_anywhere: Desk) -> None:
-    tables = sla_tables(load_config(busy_anywhere.config), NOW)
+    config = load_config(busy_anywhere.config)
+    tables = sla_tables(config, NOW)
     unanswered = tables["unanswered"]
     assert [row["ref"] for row in unanswered] == ["MD-129", "MD-3", "MD-2", "MD-1"]  # oldest first
     refs = {row["ref"]: row for row in unanswered}
@@ -268,9 +273,13 @@ def test_tables_name_what_needs_a_person(busy_anywhere: Desk) -> None:
     assert "MD-1" not in unattended and len(unattended) == 15
     oldest = {row["team"]: row["ref"] for row in tables["oldest_per_team"]}
     assert oldest == {"(no team)": "MD-129", "Network": "MD-130", "Service Desk": "MD-127"}
+    # the same tickets as `maildesk report sla --json` lists
+    report = sla_report(config, NOW)
+    assert {row["ref"] for row in tables["unanswered"]} == {d.ref for d in report.unanswered}
+    assert {row["ref"] for row in tables["unattended"]} == {d.ref for d in report.unattended}
     (summary,) = tables["summary"]
     assert summary == {
-        "open": 19,
+        "open": 20,
         "unanswered": 4,
         "unattended": 15,
         "breaches_24h": 1,

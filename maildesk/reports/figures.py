@@ -37,6 +37,7 @@ from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.clock import OPEN
 from maildesk.tickets.store.models import Agent, Event, Ticket
 
+WAITING: Final = ("new", "open")  # the statuses in which an unanswered ticket waits for its answer
 DEADLINES: Final = ("first_response", "unclaimed", "update", "resolution")
 BREACHED: Final = "sla_breached"
 DISPATCHED: Final = "vendor_dispatched"
@@ -108,6 +109,7 @@ class Figure:
 
 class OpenTicket(NamedTuple):
     number: int
+    status: str
     subject: str
     team: str
     priority: str
@@ -118,6 +120,7 @@ class OpenTicket(NamedTuple):
 
 
 class RecentTicket(NamedTuple):
+    status: str
     created_at: datetime
     first_response_at: datetime | None
     type_confidence: float | None
@@ -156,6 +159,7 @@ def load_sla_data(config: Config, now: datetime) -> SlaData:
         for row in _rows(
             Ticket.select(
                 Ticket.number,
+                Ticket.status,
                 Ticket.subject,
                 Ticket.team,
                 Ticket.priority,
@@ -163,15 +167,24 @@ def load_sla_data(config: Config, now: datetime) -> SlaData:
                 Ticket.created_at,
                 Ticket.updated_at,
                 Ticket.first_response_at,
-            ).where(Ticket.status.in_(OPEN), Ticket.created_at <= now)
+            ).where(Ticket.status.in_(OPEN), Ticket.merged_into.is_null(), Ticket.created_at <= now)
         )
     )
     recent = tuple(
         RecentTicket(*row)
         for row in _rows(
             Ticket.select(
-                Ticket.created_at, Ticket.first_response_at, Ticket.type_confidence, Ticket.issue_type
-            ).where(Ticket.created_at >= since, Ticket.created_at <= now, Ticket.status != "spam")
+                Ticket.status,
+                Ticket.created_at,
+                Ticket.first_response_at,
+                Ticket.type_confidence,
+                Ticket.issue_type,
+            ).where(
+                Ticket.created_at >= since,
+                Ticket.created_at <= now,
+                Ticket.status != "spam",
+                Ticket.merged_into.is_null(),
+            )
         )
     )
     events = tuple(
@@ -219,11 +232,11 @@ def sla_tables(
     now = view.now
     prefix = config.desk.ticket_prefix
     unanswered = sorted(
-        (t for t in view.data.open if _responded(t.first_response_at, now) is None),
+        (t for t in view.data.open if _waiting(t.status, t.first_response_at, now)),
         key=lambda t: t.created_at,
     )
     idle_since = now - config.sla.no_update
-    unattended = sorted((t for t in view.data.open if t.updated_at < idle_since), key=lambda t: t.updated_at)
+    unattended = sorted((t for t in view.data.open if t.updated_at <= idle_since), key=lambda t: t.updated_at)
     oldest: dict[str, OpenTicket] = {}
     for ticket in view.data.open:
         team = ticket.team or NO_TEAM
@@ -352,6 +365,12 @@ class _View:
         ]
 
 
+def _waiting(status: str, first_response_at: datetime | None, now: datetime) -> bool:
+    """Still waiting for a first response: new or open and not answered (as `sla.report` counts
+    the unanswered; a pending ticket waits for the customer, a closed one for nobody)."""
+    return status in WAITING and _responded(first_response_at, now) is None
+
+
 def _responded(first_response_at: datetime | None, now: datetime) -> datetime | None:
     """The first response if it came by `now`: a report for a replayed --now sees no later one."""
     return first_response_at if first_response_at is not None and first_response_at <= now else None
@@ -462,7 +481,7 @@ def _first_response(view: _View) -> Figure:
         responded = _responded(ticket.first_response_at, view.now)
         if responded is not None:
             answered[view.days[i]].append(view.clock.hours(ticket.created_at, responded))
-        else:
+        elif _waiting(ticket.status, ticket.first_response_at, view.now):
             waiting.append((i, view.clock.hours(ticket.created_at, view.now)))
     if not answered and not waiting:
         return _no_data(name, title, f"no tickets opened in the last {DAYS} days")
