@@ -67,5 +67,6 @@ def test_a_database_from_before_migration_3_is_brought_up_to_date(desk: Desk, tm
     assert desk.show("MD-1")["subject"]  # opening the desk runs the missing migration
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT tier FROM ticket").fetchall() == [(1,)]
-        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (3,)
+        versions = {v for (v,) in conn.execute("SELECT version FROM schema_version")}
+        assert {1, 2, 3} <= versions
         assert conn.execute("SELECT count(*) FROM setting").fetchone() == (0,)  # the secret is configured
