@@ -7,6 +7,7 @@ Mon-Fri 10:00-17:40 and Sat 09:30-13:30 (seed 003), closed on 25 and 26 December
 from __future__ import annotations
 
 import json
+import re
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -227,6 +228,12 @@ def test_the_leads_digest_goes_once_per_slot_on_open_days(clock: Desk, tmp_path:
     assert "MD-1" in text and "Customers without an answer yet (1" in text
     html = digest.get_body(("html",)).get_content()  # type: ignore[union-attr]
     assert 'id="digest-unanswered"' in html
+    # the report's figures, inline: every cid the HTML uses is attached as a PNG
+    images = {str(part["Content-ID"]).strip("<>"): part.get_content() for part in digest.walk()
+              if part.get_content_type() == "image/png"}  # fmt: skip
+    used = set(re.findall(r'src="cid:([^"]+)"', html))
+    assert len(used) == 5 and used == set(images)
+    assert all(png.startswith(b"\x89PNG") for png in images.values())
     assert tick(clock, "2026-11-02T16:00:00Z")["digest"] == "lead@helpdesk.example"  # 17:00 local
     assert tick(clock, "2026-11-08T10:30:00Z")["digest"] == ""  # Sunday: closed
 

@@ -252,6 +252,7 @@ SAMPLES: Final[dict[str, dict[str, Any]]] = {
         ],
         "quarantined": [{"id": 7, "received": "2026-11-02 08:01", "reason": "malformed MIME"}],
         "quarantined_total": 1,
+        "figures": "",
     },
     "vendor_note": {
         "vendor": "Vendor Help Desk",

@@ -13,11 +13,13 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from peewee import Database, IntegrityError, fn
 
 from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.outbox import enqueue
+from maildesk.reports.sla_page import inline_figures
 from maildesk.respond.render import build, environment_for
 from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.clock import OPEN
@@ -86,7 +88,7 @@ def _queue(config: Config, now: datetime, slot: str) -> None:
         .limit(_QUARANTINE_SHOWN)
     )
     total_quarantined = InboundMail.select().where(InboundMail.state == "quarantined").count()
-    context = {
+    context: dict[str, object] = {
         "desk": config.desk.name,
         "slot": slot,
         "unanswered": report.unanswered,
@@ -99,6 +101,9 @@ def _queue(config: Config, now: datetime, slot: str) -> None:
         ],
         "quarantined_total": total_quarantined,
     }
+    # the same figures as `report sla --html`, inline: our own autoescaped fragment, images by cid
+    fragment, images = inline_figures(config, now)
+    context["figures"] = Markup(fragment)
     counts = f"{len(report.unanswered)} unanswered, {len(report.unattended)} unattended"
     message = build(
         config,
@@ -111,5 +116,9 @@ def _queue(config: Config, now: datetime, slot: str) -> None:
         automatic=True,
         auto_submitted="auto-generated",
     )
+    html = message.get_body(("html",))
+    if html is not None:
+        for cid, png in images:
+            html.add_related(png, "image", "png", cid=f"<{cid}>")  # type: ignore[attr-defined]
     enqueue(message, recipients=[config.desk.lead], sender=config.desk.addresses[0], kind="digest",
             automatic=True, now=now)  # fmt: skip
