@@ -150,6 +150,11 @@ class SlaConfig:
     escalate_on_breach: bool = True  # a missed first response moves the ticket up a tier
     digest: tuple[str, ...] = ("11:30", "17:00")  # local times of the lead's digest (seed 000)
     every: timedelta = timedelta(minutes=1)  # how often `serve` runs the clock
+    # a tighter (or looser) first response for some priorities, e.g. {"urgent": 30 minutes}
+    first_response_by_priority: Mapping[str, timedelta] = field(default_factory=dict)
+
+    def first_response_for(self, priority: str) -> timedelta:
+        return self.first_response_by_priority.get(priority, self.first_response)
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,19 @@ class RespondConfig:
 
 # the issue types of the support procedure (seed 000); the models and the rules use these names
 PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+def _by_priority(key: str, table: dict[str, Any]) -> dict[str, timedelta]:
+    """A table of durations keyed by priority, each checked with its key."""
+    found = {}
+    for level, value in table.items():
+        if level not in PRIORITIES:
+            raise ConfigError(f"sla.{key}.{level}", f"is not a priority: use {', '.join(PRIORITIES)}")
+        try:
+            found[level] = parse_duration(value)
+        except ValueError as exc:
+            raise ConfigError(f"sla.{key}.{level}", str(exc)) from None
+    return found
 
 
 def _business_days(section: _Section, key: str) -> int:
@@ -620,19 +638,10 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
 
     sl = _Section("sla", top.get("sla", {}, dict))
     updates = sl.get("status_update", None, dict)
-    if updates is None:
-        status_update = dict(SlaConfig().status_update)
-    else:
-        status_update = {}
-        for level, value in updates.items():
-            if level not in PRIORITIES:
-                raise ConfigError(
-                    f"sla.status_update.{level}", f"is not a priority: use {', '.join(PRIORITIES)}"
-                )
-            try:
-                status_update[level] = parse_duration(value)
-            except ValueError as exc:
-                raise ConfigError(f"sla.status_update.{level}", str(exc)) from None
+    status_update = (
+        dict(SlaConfig().status_update) if updates is None else _by_priority("status_update", updates)
+    )
+    first_by = _by_priority("first_response_by_priority", sl.get("first_response_by_priority", {}, dict))
     digest = sl.strings("digest", SlaConfig.digest)
     for i, at in enumerate(digest):
         if not re.fullmatch(r"([01]?\d|2[0-3]):[0-5]\d", at):
@@ -647,6 +656,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         escalate_on_breach=sl.get("escalate_on_breach", True),
         digest=digest,
         every=sl.duration("every", SlaConfig.every),
+        first_response_by_priority=first_by,
     )
     sl.finish()
 

@@ -62,6 +62,7 @@ def test_shipped_config_matches_the_design_keys() -> None:
         ('[sla]\nstatus_update = { high = "soon" }', "sla.status_update.high"),
         ('[sla]\nconfirm_within = "2h"', "sla.confirm_within"),
         ('[sla]\ndigest = ["noon"]', "sla.digest[0]"),
+        ('[sla]\nfirst_response_by_priority = { urgent = "fast" }', "sla.first_response_by_priority.urgent"),
         ('[smtp]\nlisten = "nowhere"', "smtp.listen"),
         ('[sla]\nfirst_response = "soon"', "sla.first_response"),
         ('[desk]\naddresses = ["not an address"]', "desk.addresses[0]"),

@@ -340,3 +340,18 @@ def test_a_queue_over_its_limit_overflows_new_unclaimed_tickets(clock: Desk, tmp
     (reason,) = [e for t in ("MD-1", "MD-2", "MD-3") for e in events(clock, t, "vendor_dispatched")]
     assert "open queue holds 3 tickets (limit 2)" in reason
     assert tick(clock, "2026-11-02T09:05:00Z")["actions"] == {}
+
+
+def test_an_urgent_ticket_can_have_a_tighter_first_response(clock: Desk, tmp_path: Path) -> None:
+    text = clock.config.read_text()
+    clock.config.write_text(
+        text.replace("[hours]", '[sla]\nfirst_response_by_priority = { urgent = "30m" }\n\n[hours]')
+    )
+    customer_writes(
+        clock, tmp_path, "p1", "2026-11-02T10:00:00Z", "URGENT: printer on fire, whole office down"
+    )
+    assert clock.show("MD-1")["priority"] == "urgent"
+    ack = next(m for m in to(clock, "anna@"))
+    assert "within 30 business minutes" in ack.get_body(("plain",)).get_content()
+    assert "first_response" not in tick(clock, "2026-11-02T10:29:00Z")["actions"]
+    assert tick(clock, "2026-11-02T10:30:00Z")["actions"].get("first_response") == 1

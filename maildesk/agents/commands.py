@@ -215,6 +215,7 @@ def _priority(act: Act) -> Outcome:
     ticket = act.ticket
     before = ticket.priority
     ticket.priority, ticket.updated_at = level, act.now
+    ticket.first_response_due = None  # the SLA clock works it out again for the new priority
     ticket.save()
     # seed 003: a change of priority is told to the requester as soon as it is made
     return Outcome(

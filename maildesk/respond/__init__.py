@@ -109,7 +109,7 @@ def _acknowledge(ctx: MailContext) -> None:
             "desk": ctx.config.desk.name,
             "subject": mail.subject or "(no subject)",
             "ref": ref,
-            "promise": _promise(ctx.config),
+            "promise": _promise(ctx.config, ticket.priority),
         },
         to=[(mail.sender.name, mail.sender.email)],
         subject=subject,
@@ -149,8 +149,8 @@ def _acknowledge(ctx: MailContext) -> None:
     )
 
 
-def _promise(config: Config) -> str:
-    hours = config.sla.first_response.total_seconds() / 3600
+def _promise(config: Config, priority: str) -> str:
+    hours = config.sla.first_response_for(priority).total_seconds() / 3600
     if hours < 1:
         return f"within {int(hours * 60)} business minutes"
     return f"within {hours:g} business hour{'s' if hours != 1 else ''}"

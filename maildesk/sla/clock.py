@@ -296,7 +296,9 @@ class _Rules:
         if t.first_response_at is not None:
             return
         if t.first_response_due is None:
-            t.first_response_due = naive_utc(self.calendar.add(t.created_at, self.config.sla.first_response))
+            t.first_response_due = naive_utc(
+                self.calendar.add(t.created_at, self.config.sla.first_response_for(t.priority))
+            )
         due = t.first_response_due
         if not self._due(due) or not self._once("first_response"):
             return

@@ -82,7 +82,9 @@ def sla_report(config: Config, now: datetime, within: timedelta = timedelta(hour
 
         found = []
         if t.first_response_at is None and t.status in ("new", "open"):
-            when = t.first_response_due or naive_utc(calendar.add(t.created_at, config.sla.first_response))
+            when = t.first_response_due or naive_utc(
+                calendar.add(t.created_at, config.sla.first_response_for(t.priority))
+            )
             item = deadline("first_response", when)
             unanswered.append(item)
             found.append(item)
