@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--png", type=Path, help="where the confusion matrix goes (default KIND-confusion.png)"
     )
 
+    explain = commands.add_parser("explain", help="every decision about a message, and why, changing nothing")
+    explain.add_argument("files", nargs="+", type=Path, metavar="FILE.eml")
+    explain.add_argument("--json", action="store_true", help="one JSON object per file")
+
     sla = commands.add_parser("sla", help="the SLA clock")
     sla_commands = sla.add_subparsers(dest="sla_command", metavar="ACTION", required=True)
     sla_run = sla_commands.add_parser(
@@ -168,7 +172,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
         return serve(config, url, args.role, now if now_text else None)
-    desk = open_desk(config, url)
+    desk = open_desk(config, url, sync=args.command != "explain")
     try:
         if args.command == "ingest":
             return _ingest(desk, args, now)
@@ -186,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return _evaluate(args)
         if args.command == "sla":
             return _sla(desk, args, now)
+        if args.command == "explain":
+            return _explain(desk, args, now)
         if args.command == "report":
             return _report(desk, args, now)
         raise UserError(f"unknown command {args.command}")
@@ -345,6 +351,50 @@ def _outbox(desk: Any, now: datetime) -> int:
             break
     print(f"{sent} sent, {retrying} to retry, {failed} failed")
     return 1 if failed else 0
+
+
+def _explain(desk: Any, args: argparse.Namespace, now: datetime) -> int:
+    from maildesk.explain import explain_file
+
+    for path in args.files:
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        found = explain_file(desk, raw, now)
+        if args.json:
+            print(json.dumps({"file": str(path), **found}, ensure_ascii=False, default=str))
+            continue
+        print(f"{path}: {found['subject']!r} from {found['from']}")
+        screening = found["screening"]
+        print(f"  screening: {screening['verdict']} ({screening['action']})"
+              + (f": {'; '.join(screening['reasons'])}" if screening["reasons"] else ""))  # fmt: skip
+        if "agent" in found:
+            agent = found["agent"]
+            print(
+                f"  agent: {agent['agent']}, "
+                + ("trusted" if agent["trusted"] else f"not trusted: {agent['problem']}")
+            )
+        threading = found.get("threading")
+        if threading:
+            where = threading["ticket"] or "a new ticket"
+            print(
+                f"  threading: {threading['rule']} -> {where}"
+                + (" (reopens it)" if threading["reopens"] else "")
+            )
+            for reason in threading["why"]:
+                print(f"    - {reason}")
+        if "triage" in found:
+            t = found["triage"]
+            print(f"  triage: {t['issue_type']} ({t['type_confidence']}), {t['priority']}, team {t['team']}, "
+                  f"assignee {t['assignee']}, status {t['status']}")  # fmt: skip
+            for decision in found["decisions"]:
+                print(f"    - {decision['kind']}: {decision['detail']}")
+        for out in found["would_send"]:
+            print(f"  would send {out['kind']} to {', '.join(out['to'])}: {out['subject']}")
+        if not found["would_send"]:
+            print("  would send nothing")
+    return 0
 
 
 def _sla(desk: Any, args: argparse.Namespace, now: datetime) -> int:

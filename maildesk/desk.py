@@ -99,10 +99,12 @@ class Desk:
             return self.worker.process_one(row, now, released=True)
 
 
-def open_desk(config: Config, database_url: str | None = None) -> Desk:
+def open_desk(config: Config, database_url: str | None = None, *, sync: bool = True) -> Desk:
+    """The desk on its database; `sync=False` leaves the directory as it is (read-only commands)."""
     database = open_database(database_url or config.database_url)
-    with database.atomic():
-        sync_directory(config)
+    if sync:
+        with database.atomic():
+            sync_directory(config)
     return Desk(config, database)
 
 
