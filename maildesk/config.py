@@ -82,6 +82,16 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class LinksConfig:
+    """Pages the canned answers and the scheduling offer point customers to (seeds 002 and 004)."""
+
+    billing: str = ""  # where customers update their billing details
+    training: str = ""  # where they sign up for a training
+    cancellation: str = ""  # how to cancel
+    scheduling: str = ""  # where they book a time with us
+
+
+@dataclass(frozen=True)
 class OutboundConfig:
     relay: str = "maildir:var/outbox"
     username: str = ""
@@ -207,6 +217,13 @@ class RespondConfig:
 PRIORITIES = ("low", "normal", "high", "urgent")
 
 
+def _url(section: _Section, key: str) -> str:
+    value = section.get(key, "")
+    if value and not re.match(r"^https?://[^\s<>\"]+$", value):
+        raise ConfigError(section.key(key), f"{value!r} is not an http(s) address")
+    return value
+
+
 def _by_priority(key: str, table: dict[str, Any]) -> dict[str, timedelta]:
     """A table of durations keyed by priority, each checked with its key."""
     found = {}
@@ -280,6 +297,7 @@ class Config:
     hours: HoursConfig = HoursConfig()
     sla: SlaConfig = SlaConfig()
     vendor: VendorConfig = VendorConfig()
+    links: LinksConfig = LinksConfig()
     threading: ThreadingConfig = ThreadingConfig()
     limits: LimitsConfig = LimitsConfig()
     screen: ScreenConfig = ScreenConfig()
@@ -660,6 +678,12 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     )
     sl.finish()
 
+    lk = _Section("links", top.get("links", {}, dict))
+    links = LinksConfig(
+        **{name: _url(lk, name) for name in ("billing", "training", "cancellation", "scheduling")}
+    )
+    lk.finish()
+
     v = _Section("vendor", top.get("vendor", {}, dict))
     vendor = VendorConfig(
         name=v.get("name", ""),
@@ -735,6 +759,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         hours=hours,
         sla=sla,
         vendor=vendor,
+        links=links,
         threading=threading,
         limits=limits,
         screen=screen,

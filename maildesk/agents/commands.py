@@ -59,6 +59,8 @@ class Outcome:
     context: Mapping[str, Any] = field(default_factory=dict)
     notify: tuple[str, ...] = ()  # agent addresses to send the ticket to (a new assignee, a new tier)
     notice: str = "ticket_notice"  # the template they get
+    # the template carries the agent's own words (as its note) instead of a plain relayed reply
+    uses_text: bool = False
 
 
 Command = Callable[[Act], Outcome]
@@ -278,6 +280,92 @@ def _return(act: Act) -> Outcome:
     )
 
 
+ANSWERS = {
+    "billing": ("answer_billing_update", "billing"),
+    "billing-update": ("answer_billing_update", "billing"),
+    "training": ("answer_training", "training"),
+    "cancellation": ("answer_cancellation", "cancellation"),
+    "cancel": ("answer_cancellation", "cancellation"),
+}
+
+
+def _answer(act: Act) -> Outcome:
+    """`#answer billing-update`: a canned answer (seed 002), with the agent's text as its note."""
+    name = act.argument.strip().lower().replace("_", "-")
+    if name not in ANSWERS:
+        return Outcome(
+            False, f"no canned answer {act.argument!r}: use billing-update, training or cancellation"
+        )
+    template, link = ANSWERS[name]
+    url = getattr(act.config.links, link)
+    detail = f"canned answer {template.removeprefix('answer_')}" + (
+        "" if url else f" (no links.{link} configured)"
+    )
+    tell: tuple[str, ...] = ()
+    if link == "cancellation":
+        # seed 002: the account manager gets a heads-up about a cancellation
+        tell = ("account-manager",)
+    return Outcome(True, detail, template, {"url": url, "note": ""}, notify=tell, uses_text=True)
+
+
+def _link(act: Act) -> Outcome:
+    """`#link MD-12`: tickets that belong together, shown on both."""
+    from maildesk.tickets.store.models import TicketLink
+
+    prefix = act.config.desk.ticket_prefix.upper()
+    found = re.fullmatch(rf"(?:{re.escape(prefix)}-?)?(\d+)", act.argument.strip().upper())
+    if not found:
+        return Outcome(False, f"#link takes a ticket like {prefix}-12, not {act.argument!r}")
+    other = Ticket.get_or_none(Ticket.number == int(found.group(1)))
+    if other is None or other.id == act.ticket.id:
+        return Outcome(False, f"no other ticket {prefix}-{found.group(1)}")
+    TicketLink.get_or_create(
+        source=act.ticket, target=other, kind="related", defaults={"created_at": act.now}
+    )
+    return Outcome(True, f"linked with {prefix}-{other.number}")
+
+
+def _bug(act: Act) -> Outcome:
+    """`#bug URL`: the development ticket this issue waits on (seed 001)."""
+    from maildesk.tickets.store.models import ExternalLink
+
+    url = act.argument.strip()
+    if not re.fullmatch(r"https?://[^\s<>\"]{3,2000}", url):
+        return Outcome(False, f"#bug takes the development ticket's address (http or https), not {url!r}")
+    ExternalLink.create(ticket=act.ticket, url=url, kind="bug", created_at=act.now)
+    return Outcome(True, f"linked to the development ticket {url}")
+
+
+def _watch(act: Act) -> Outcome:
+    """`#watch addr`: someone who gets the public updates, never the internal notes."""
+    from maildesk.parse.message import Address
+    from maildesk.tickets.directory import contact_for
+    from maildesk.tickets.store.models import TicketParticipant
+
+    address = act.argument.strip().strip("<>").lower()
+    if not re.fullmatch(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+", address):
+        return Outcome(False, f"#watch takes an email address, not {act.argument!r}")
+    if act.config.is_desk_address(address) or act.config.agent(address):
+        return Outcome(False, f"{address} is the desk's own or an agent's address")
+    contact = contact_for(Address(email=address, name=""), act.config, act.now)
+    _, created = TicketParticipant.get_or_create(
+        ticket=act.ticket, contact=contact, defaults={"role": "watcher"}
+    )
+    return Outcome(
+        True, f"{address} now gets the public updates" if created else f"{address} was already on it"
+    )
+
+
+def _label(act: Act) -> Outcome:
+    name = " ".join(act.argument.split())[:40]
+    if not name:
+        return Outcome(False, "#label takes a name, like #label EB")
+    if Label.get_or_none((Label.ticket == act.ticket.id) & (Label.kind == "label") & (Label.value == name)):
+        return Outcome(True, f"already labelled {name}")
+    Label.create(ticket=act.ticket, kind="label", value=name, source=act.actor, created_at=act.now)
+    return Outcome(True, f"labelled {name}")
+
+
 def _needinfo(act: Act) -> Outcome:
     items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()] or list(ISSUE_RECORD)
     ticket = act.ticket
@@ -305,5 +393,10 @@ COMMANDS: dict[str, Command] = {
     "vendor": _vendor,
     "return": _return,
     "needinfo": _needinfo,
+    "answer": _answer,
+    "link": _link,
+    "bug": _bug,
+    "watch": _watch,
+    "label": _label,
     "ask": _needinfo,
 }

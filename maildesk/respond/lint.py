@@ -52,6 +52,10 @@ CUSTOMER_FACING: Final = (
     "resolution",
     "closing",
     "follow_up",
+    "answer_billing_update",
+    "answer_training",
+    "answer_cancellation",
+    "scheduling_offer",
 )
 RESOLUTION: Final = ("resolution", "closing")
 TEAM_FACING: Final = (
@@ -65,6 +69,7 @@ TEAM_FACING: Final = (
     "vendor_dispatch",
     "vendor_note",
     "lead_digest",
+    "account_manager_notice",
 )
 
 EXAMPLE_VENDOR: Final = "Vendor Help Desk"  # the name default_config.toml suggests
@@ -253,6 +258,27 @@ SAMPLES: Final[dict[str, dict[str, Any]]] = {
         "quarantined": [{"id": 7, "received": "2026-11-02 08:01", "reason": "malformed MIME"}],
         "quarantined_total": 1,
         "figures": "",
+    },
+    "answer_billing_update": {
+        **_COMMON,
+        "agent": "Alice Example",
+        "url": "https://portal.example/billing",
+        "note": "",
+    },
+    "answer_training": {
+        **_COMMON,
+        "agent": "Alice Example",
+        "url": "https://calendar.example/training",
+        "note": "Our next group session is on Thursday.",
+    },
+    "answer_cancellation": {**_COMMON, "agent": "Alice Example", "url": "", "note": ""},
+    "scheduling_offer": {**_COMMON, "url": "https://calendar.example/support"},
+    "account_manager_notice": {
+        "ref": "MD-1042",
+        "subject": "Cancel our subscription",
+        "organization": "Acme Solar",
+        "requester": "carol@acme-solar.example",
+        "what": "canned answer cancellation",
     },
     "vendor_note": {
         "vendor": "Vendor Help Desk",

@@ -15,6 +15,8 @@ from maildesk.tickets.store.models import (
     Attachment,
     Contact,
     Event,
+    ExternalLink,
+    Label,
     Message,
     Organization,
     Ticket,
@@ -144,10 +146,20 @@ def _conversation(ticket: Ticket, config: Config) -> dict[str, Any]:
     ] + [
         {"ref": ref(link.source, config), "kind": link.kind, "direction": "in"}
         for link in TicketLink.select().where(TicketLink.target == ticket.id)
+    ] + [
+        {"url": link.url, "kind": link.kind, "direction": "out"}
+        for link in ExternalLink.select().where(ExternalLink.ticket == ticket.id).order_by(ExternalLink.id)
+    ]
+    labels = [
+        row.value
+        for row in Label.select(Label.value)
+        .where((Label.ticket == ticket.id) & (Label.kind == "label"))
+        .order_by(Label.id)
     ]
     return {
         "participants": participants,
         "links": links,
+        "labels": labels,
         "messages": [
             {
                 "message_id": m.message_id,

@@ -79,11 +79,16 @@ def _sla_clock(database: Database) -> None:
     ).execute()
 
 
+def _external_links(database: Database) -> None:
+    database.create_tables([models.ExternalLink], safe=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
     (3, "escalation tier on tickets; desk settings", _tier_and_settings),
     (4, "the SLA clock's schedule and marks", _sla_clock),
+    (5, "links to development tickets", _external_links),
 )
 
 

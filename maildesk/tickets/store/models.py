@@ -191,6 +191,16 @@ class TicketLink(BaseModel):
         indexes = ((("source", "target", "kind"), True),)
 
 
+class ExternalLink(BaseModel):
+    """A ticket's link to something outside the desk: a development ticket (`#bug URL`)."""
+
+    id: AutoField[int]
+    ticket = ForeignKeyField(Ticket, backref="external_links", on_delete="CASCADE")
+    url = TextField()
+    kind = CharField(max_length=24, default="bug")
+    created_at = DateTimeField()
+
+
 class Message(BaseModel):
     id: AutoField[int]
     ticket = ForeignKeyField(Ticket, backref="messages", on_delete="CASCADE")
@@ -295,6 +305,7 @@ class ImapState(BaseModel):
 
 ALL_MODELS: tuple[type[BaseModel], ...] = (
     SchemaVersion,
+    ExternalLink,
     Setting,
     SlaMark,
     Organization,

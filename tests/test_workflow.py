@@ -1,0 +1,106 @@
+"""The daily workflow by mail (issue 9): canned answers, linked tickets, development tickets,
+watchers, labels, and who is told what, through the real CLI."""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Desk
+from tests.mail import make_mail, reply_to, sent_mail, to_agent
+
+LINKS = """
+[links]
+billing = "https://portal.example/billing"
+training = "https://calendar.example/training"
+"""
+
+
+@pytest.fixture
+def team(desk: Desk) -> Desk:
+    text = desk.config.read_text().replace(
+        "priority = true\n", 'priority = true\naccount_manager = "am@helpdesk.example"\n'
+    )
+    desk.config.write_text(text + LINKS + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n')
+    return desk
+
+
+def mail(desk: Desk) -> list[EmailMessage]:
+    assert desk.run("outbox", "flush").code == 0
+    return sent_mail(desk.root / "out")
+
+
+def to(desk: Desk, address: str) -> list[EmailMessage]:
+    return [m for m in mail(desk) if address in str(m["To"]) or address in str(m["Cc"] or "")]
+
+
+def opened(
+    desk: Desk, tmp_path: Path, subject: str, sender: str = "anna@customer.example", mid: str = "q1"
+) -> None:
+    (tmp_path / f"{mid}.eml").write_bytes(
+        make_mail(sender=sender, subject=subject, message_id=f"{mid}@c.example")
+    )
+    desk.ingest(tmp_path / f"{mid}.eml", now="2026-11-02T09:00:00Z")
+
+
+def agent_says(desk: Desk, tmp_path: Path, body: str, mid: str, subject: str = "") -> None:
+    notice = to_agent(mail(desk), "@helpdesk.example", subject)
+    agent = str(notice["To"]).split("<")[-1].rstrip(">")
+    (tmp_path / f"{mid}.eml").write_bytes(reply_to(notice, agent, body, message_id=f"{mid}@h"))
+    desk.ingest(tmp_path / f"{mid}.eml", now="2026-11-02T10:00:00Z")
+
+
+def test_a_canned_answer_carries_the_link_and_the_agents_words(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "How do I change our invoice address?")
+    agent_says(team, tmp_path, "Happy to help with this.\n#answer billing-update", "a1")
+    (answer,) = [m for m in to(team, "anna@") if m["Subject"].startswith("Re:")]
+    text = answer.get_body(("plain",)).get_content()
+    assert "https://portal.example/billing" in text and "Happy to help with this." in text
+    assert "#answer" not in text and "Thank you" in text
+    html = answer.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert '<a href="https://portal.example/billing">' in html
+    assert team.show("MD-1")["first_response_at"] is not None
+
+
+def test_a_cancellation_answer_tells_the_account_manager(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "Please cancel our subscription", sender="m.keller@acme-solar.example")
+    agent_says(team, tmp_path, "#answer cancellation", "c1")
+    (heads_up,) = to(team, "am@helpdesk.example")
+    assert "Acme Solar" in heads_up.get_body(("plain",)).get_content()
+    (answer,) = [m for m in to(team, "m.keller@") if m["Subject"].startswith("Re:")]
+    assert "cancel" in answer.get_body(("plain",)).get_content()
+
+
+def test_unknown_canned_answer_is_explained(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "Question")
+    agent_says(team, tmp_path, "#answer refund", "u1")
+    confirmation = [m for m in to(team, "@helpdesk.example") if "failed" in m["Subject"]]
+    assert confirmation and "no canned answer 'refund'" in confirmation[0].get_body(("plain",)).get_content()
+
+
+def test_links_development_tickets_and_labels_show_on_the_ticket(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "Portal totals wrong", mid="l1")
+    opened(team, tmp_path, "Report totals wrong too", sender="bob@customer.example", mid="l2")
+    body = "#internal\n#link MD-2\n#bug https://tracker.example/DEV-881\n#label EB\n#label EB\n#link MD-99"
+    agent_says(team, tmp_path, body, "k1", "Portal totals")
+    first, second = team.show("MD-1"), team.show("MD-2")
+    assert {"ref": "MD-2", "kind": "related", "direction": "out"} in first["links"]
+    assert {"url": "https://tracker.example/DEV-881", "kind": "bug", "direction": "out"} in first["links"]
+    assert {"ref": "MD-1", "kind": "related", "direction": "in"} in second["links"]
+    assert first["labels"] == ["EB"]
+    failed = [e["detail"] for e in first["events"] if e["kind"] == "command_failed"]
+    assert failed == ["#link: no other ticket MD-99"]
+
+
+def test_a_watcher_gets_public_updates_and_never_internal_notes(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "Printer jammed")
+    agent_says(team, tmp_path, "#internal\n#watch facilities@customer.example", "w1")
+    assert "facilities@customer.example" in team.show("MD-1")["participants"]
+    agent_says(team, tmp_path, "Supplier says the part ships Friday.\n#internal", "w2")
+    agent_says(team, tmp_path, "Hello Anna, the technician comes on Monday.", "w3")
+    watched = to(team, "facilities@customer.example")
+    assert len(watched) == 1
+    text = watched[0].get_body(("plain",)).get_content()
+    assert "technician comes on Monday" in text and "Supplier" not in text
