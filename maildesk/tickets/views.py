@@ -140,16 +140,22 @@ def _conversation(ticket: Ticket, config: Config) -> dict[str, Any]:
         .where(TicketParticipant.ticket == ticket.id)
         .order_by(Contact.email)
     ]
-    links = [
-        {"ref": ref(link.target, config), "kind": link.kind, "direction": "out"}
-        for link in TicketLink.select().where(TicketLink.source == ticket.id)
-    ] + [
-        {"ref": ref(link.source, config), "kind": link.kind, "direction": "in"}
-        for link in TicketLink.select().where(TicketLink.target == ticket.id)
-    ] + [
-        {"url": link.url, "kind": link.kind, "direction": "out"}
-        for link in ExternalLink.select().where(ExternalLink.ticket == ticket.id).order_by(ExternalLink.id)
-    ]
+    links = (
+        [
+            {"ref": ref(link.target, config), "kind": link.kind, "direction": "out"}
+            for link in TicketLink.select().where(TicketLink.source == ticket.id)
+        ]
+        + [
+            {"ref": ref(link.source, config), "kind": link.kind, "direction": "in"}
+            for link in TicketLink.select().where(TicketLink.target == ticket.id)
+        ]
+        + [
+            {"url": link.url, "kind": link.kind, "direction": "out"}
+            for link in ExternalLink.select()
+            .where(ExternalLink.ticket == ticket.id)
+            .order_by(ExternalLink.id)
+        ]
+    )
     labels = [
         row.value
         for row in Label.select(Label.value)
