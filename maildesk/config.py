@@ -160,6 +160,8 @@ class SlaConfig:
     escalate_on_breach: bool = True  # a missed first response moves the ticket up a tier
     digest: tuple[str, ...] = ("11:30", "17:00")  # local times of the lead's digest (seed 000)
     every: timedelta = timedelta(minutes=1)  # how often `serve` runs the clock
+    # still unclaimed this long after the team alert, a ticket that can wait is offered links.scheduling
+    scheduling_after: timedelta = timedelta(minutes=30)
     # a tighter (or looser) first response for some priorities, e.g. {"urgent": 30 minutes}
     first_response_by_priority: Mapping[str, timedelta] = field(default_factory=dict)
 
@@ -674,6 +676,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         escalate_on_breach=sl.get("escalate_on_breach", True),
         digest=digest,
         every=sl.duration("every", SlaConfig.every),
+        scheduling_after=sl.duration("scheduling_after", SlaConfig.scheduling_after),
         first_response_by_priority=first_by,
     )
     sl.finish()

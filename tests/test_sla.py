@@ -355,3 +355,23 @@ def test_an_urgent_ticket_can_have_a_tighter_first_response(clock: Desk, tmp_pat
     assert "within 30 business minutes" in ack.get_body(("plain",)).get_content()
     assert "first_response" not in tick(clock, "2026-11-02T10:29:00Z")["actions"]
     assert tick(clock, "2026-11-02T10:30:00Z")["actions"].get("first_response") == 1
+
+
+def test_an_unclaimed_ticket_that_can_wait_is_offered_a_scheduling_link_once(
+    clock: Desk, tmp_path: Path
+) -> None:
+    text = clock.config.read_text()
+    clock.config.write_text(text + '\n[links]\nscheduling = "https://calendar.example/support"\n')
+    customer_writes(clock, tmp_path, "s1", "2026-11-02T09:00:00Z", "Printer toner low")  # 10:00 local
+    assert "scheduling" not in tick(clock, "2026-11-02T10:29:00Z")["actions"]
+    assert tick(clock, "2026-11-02T10:30:00Z")["actions"].get("scheduling") == 1  # alert at 11:00, +30 min
+    offers = [
+        m for m in to(clock, "anna@") if "calendar.example/support" in m.get_body(("plain",)).get_content()
+    ]
+    assert len(offers) == 1 and offers[0]["Auto-Submitted"] == "auto-generated"
+    assert "scheduling" not in tick(clock, "2026-11-02T12:00:00Z")["actions"]
+    # an urgent one is not asked to wait
+    customer_writes(
+        clock, tmp_path, "s2", "2026-11-02T09:00:00Z", "URGENT: server down", sender="b@customer.example"
+    )
+    assert "scheduling" not in tick(clock, "2026-11-02T13:00:00Z")["actions"]

@@ -243,6 +243,7 @@ class _Rules:
         if self.ticket.status in ("new", "open"):
             self._first_response()
             self._unclaimed()
+            self._scheduling()
             self._status_update()
         if self.ticket.status in OPEN:  # not when a closing rule has just closed it
             self._no_update()
@@ -363,6 +364,28 @@ class _Rules:
                 "due": f"{due:%Y-%m-%d %H:%M} UTC",
             },
         )
+
+    def _scheduling(self) -> None:
+        """Seed 004: unclaimed after the team alert, a ticket that can wait gets a scheduling link, once."""
+        t = self.ticket
+        url = self.config.links.scheduling
+        if (
+            not url
+            or t.assignee_id is not None
+            or t.vendor is not None
+            or t.priority not in ("low", "normal")
+        ):
+            return
+        alert = self.calendar.add(t.created_at, self.config.sla.unclaimed_alert)
+        due = naive_utc(self.calendar.add(alert, self.config.sla.scheduling_after))
+        vendor = self.config.vendor
+        if vendor.address and naive_utc(self.calendar.add(t.created_at, vendor.unclaimed_after)) <= due:
+            return  # it goes to the vendor first; the customer is not asked to wait
+        if not self._due(due) or not self._once("scheduling"):
+            return
+        relay.send(self.ticket, self.config, "scheduling_offer", {"url": url}, now=self.at, agent_name="",
+                   kind="notification", automatic=True)  # fmt: skip
+        self._event("scheduling_offered", f"offered {url}")
 
     def _no_update(self) -> None:
         t = self.ticket
