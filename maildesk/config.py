@@ -117,6 +117,8 @@ class ImapAccount:
 class TeamConfig:
     name: str
     address: str = ""
+    # seed 000's courtesy alerts: a team that rarely gets tickets hears of every new one
+    every_ticket: bool = False
 
 
 @dataclass(frozen=True)
@@ -567,7 +569,10 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         name = sec.get("name", "")
         if not name:
             raise ConfigError(sec.key("name"), "is required")
-        teams.append(TeamConfig(name=name, address=sec.address("address")))
+        every = sec.get("every_ticket", False)
+        if every and not sec.data.get("address"):
+            raise ConfigError(sec.key("every_ticket"), "needs the team's address")
+        teams.append(TeamConfig(name=name, address=sec.address("address"), every_ticket=every))
         sec.finish()
     team_names = {t.name for t in teams}
 

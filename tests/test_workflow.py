@@ -104,3 +104,15 @@ def test_a_watcher_gets_public_updates_and_never_internal_notes(team: Desk, tmp_
     assert len(watched) == 1
     text = watched[0].get_body(("plain",)).get_content()
     assert "technician comes on Monday" in text and "Supplier" not in text
+
+
+def test_a_team_set_to_hear_of_every_ticket_gets_a_courtesy_alert(desk: Desk, tmp_path: Path) -> None:
+    text = desk.config.read_text()
+    courtesy = '\n[[teams]]\nname = "Vega"\naddress = "vega@helpdesk.example"\nevery_ticket = true\n'
+    desk.config.write_text(text + courtesy + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n')
+    opened(desk, tmp_path, "Printer jammed")
+    (alert,) = to(desk, "vega@helpdesk.example")
+    assert "for your information" in alert.get_body(("plain",)).get_content() and "[MD-1]" in alert["Subject"]
+    assert alert["Reply-To"] is None  # a shared address gets no signed reply address
+    opened(desk, tmp_path, "Scanner broken", mid="q2")
+    assert len(to(desk, "vega@helpdesk.example")) == 2

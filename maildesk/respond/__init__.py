@@ -12,9 +12,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from maildesk.clock import naive_utc
+from maildesk.config import TeamConfig
 from maildesk.outbox import enqueue
 from maildesk.respond import policy, relay
-from maildesk.respond.notices import notify_agents, tell_team_of_bounce
+from maildesk.respond.notices import notify_agents, notify_team_address, tell_team_of_bounce
 from maildesk.respond.render import build, environment_for
 from maildesk.tickets.store.models import Event, Message
 
@@ -81,6 +82,8 @@ def _tell_agents(ctx: MailContext) -> None:
     who = (mail.sender.name, mail.sender.email) if mail.sender else ("", "an unreadable sender")
     try:
         with ticket._meta.database.atomic():
+            if ctx.new_ticket:
+                _courtesy_alerts(ctx, who)
             notify_agents(
                 ticket, ctx.config, naive_utc(ctx.now),
                 event="vendor" if ctx.vendor_mail else "new" if ctx.new_ticket else "reply",
@@ -92,6 +95,18 @@ def _tell_agents(ctx: MailContext) -> None:
         log.exception("notifying agents of %s failed", ctx.ticket_ref, extra=ctx.log_extra)
         Event.create(ticket=ticket, at=naive_utc(ctx.now), kind="notification_failed",
                      detail=f"{type(exc).__name__}: {exc}"[:2000], actor="maildesk")  # fmt: skip
+
+
+def _courtesy_alerts(ctx: MailContext, who: tuple[str, str]) -> None:
+    """Teams set to hear of every new ticket get each one (seed 000), other than their own."""
+    ticket, mail = ctx.ticket, ctx.parsed
+    assert ticket is not None and mail is not None
+    for team in ctx.config.teams:
+        if team.every_ticket and team.address and team.name != ticket.team:
+            courtesy = TeamConfig(team.name, team.address)
+            notify_team_address(
+                ticket, ctx.config, naive_utc(ctx.now), courtesy, text=mail.new_text, requester=who
+            )
 
 
 def _acknowledge(ctx: MailContext) -> None:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from maildesk.clock import naive_utc
-from maildesk.config import AgentConfig, Config
+from maildesk.config import AgentConfig, Config, TeamConfig
 from maildesk.outbox import enqueue
 from maildesk.respond.addresses import reply_address, sign
 from maildesk.respond.render import build, environment_for
@@ -218,3 +218,54 @@ def tell_agent(
     )  # fmt: skip
     enqueue(message, recipients=[agent.address], sender=config.desk.addresses[0], kind=kind,
             automatic=True, now=now, ticket=ticket.id if ticket is not None else None)  # fmt: skip
+
+
+def notify_team_address(
+    ticket: Ticket, config: Config, now: datetime, team: TeamConfig, *, text: str, requester: tuple[str, str]
+) -> None:
+    """The ticket sent to a team's shared address, for information (no signed reply address)."""
+    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
+    message = build(
+        config,
+        environment_for(config),
+        "ticket_notice",
+        {
+            "agent": team.name,
+            "event": "courtesy",
+            "ref": ref,
+            "subject": ticket.subject,
+            "requester": requester[1],
+            "requester_name": requester[0],
+            "text": text,
+            "issue_type": ticket.issue_type,
+            "priority": ticket.priority,
+            "team": ticket.team,
+            "assignee": assignee.name if assignee else "",
+            "attachments": [],
+            "comment_address": config.desk.addresses[0],
+        },
+        to=[(team.name, team.address)],
+        subject=f"[{ref}] {ticket.subject}",
+        now=now,
+        ref=ref,
+        automatic=True,
+        auto_submitted="auto-generated",
+        from_name=f"{requester[0] or requester[1]} via {config.desk.name}",
+    )
+    enqueue(
+        message,
+        recipients=[team.address],
+        sender=config.desk.addresses[0],
+        kind="notification",
+        automatic=True,
+        now=now,
+        ticket=ticket.id,
+    )
+    Event.create(
+        ticket=ticket,
+        at=naive_utc(now),
+        kind="notified",
+        actor="maildesk",
+        detail=f"courtesy alert to {team.name} ({team.address})",
+    )
