@@ -116,3 +116,35 @@ def test_a_team_set_to_hear_of_every_ticket_gets_a_courtesy_alert(desk: Desk, tm
     assert alert["Reply-To"] is None  # a shared address gets no signed reply address
     opened(desk, tmp_path, "Scanner broken", mid="q2")
     assert len(to(desk, "vega@helpdesk.example")) == 2
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("Replaced the fuser unit.\n#resolve fix", "We found the cause of the problem and fixed it."),
+        ("#resolve workaround", "we have put a workaround in place"),
+        ("Use the second tray.\n#resolve user-error", "Use the second tray."),
+    ],
+)
+def test_resolving_records_the_method_and_the_mail_explains_it(
+    team: Desk, tmp_path: Path, command: str, words: str
+) -> None:
+    opened(team, tmp_path, "Printer prints blank pages")
+    agent_says(team, tmp_path, command, "r1")
+    ticket = team.show("MD-1")
+    assert ticket["status"] == "resolved"
+    (mail_,) = [m for m in to(team, "anna@") if m["Subject"].startswith("Re:")]
+    text = " ".join(mail_.get_body(("plain",)).get_content().split())
+    assert " ".join(words.split()) in text and "#resolve" not in text
+
+
+def test_a_duplicate_is_resolved_against_the_ticket_it_repeats(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "VPN down", mid="d1")
+    opened(team, tmp_path, "VPN not working", sender="bob@customer.example", mid="d2")
+    agent_says(team, tmp_path, "#resolve duplicate MD-1", "r2", "VPN not working")
+    second = team.show("MD-2")
+    assert second["status"] == "resolved"
+    assert {"ref": "MD-1", "kind": "duplicate-of", "direction": "out"} in second["links"]
+    bad = "#resolve duplicate"
+    agent_says(team, tmp_path, bad, "r3", "VPN down")
+    assert team.show("MD-1")["status"] != "resolved"

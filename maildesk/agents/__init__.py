@@ -101,9 +101,9 @@ def run(ctx: MailContext) -> Verdict:
     sent = None
     if not internal and ticket.status != "spam":
         name = agent.agent.name or agent.agent.address
-        texted = next((o for _, o in results if o.ok and o.uses_text), None)
-        if texted is not None:  # a canned answer carries the agent's words as its note
-            context = {**texted.context, "note": text}
+        texted = next((o for _, o in results if o.ok and o.text_as), None)
+        if texted is not None:  # a canned answer or a resolution carries the agent's own words
+            context = {**texted.context, texted.text_as: text}
             sent = relay.send(ticket, ctx.config, texted.tell_customer, context, now=now, agent_name=name,
                               kind="reply")  # fmt: skip
         elif text.strip():

@@ -59,8 +59,8 @@ class Outcome:
     context: Mapping[str, Any] = field(default_factory=dict)
     notify: tuple[str, ...] = ()  # agent addresses to send the ticket to (a new assignee, a new tier)
     notice: str = "ticket_notice"  # the template they get
-    # the template carries the agent's own words (as its note) instead of a plain relayed reply
-    uses_text: bool = False
+    # the template carries the agent's own words, as this variable, instead of a plain relayed reply
+    text_as: str = ""
 
 
 Command = Callable[[Act], Outcome]
@@ -166,6 +166,37 @@ def _status(act: Act) -> Outcome:
             True, f"status {before} -> closed", "closing", {"reason": "confirmed", "resolution": ""}
         )
     return Outcome(True, f"status {before} -> {status}")
+
+
+METHODS = ("fix", "workaround", "user-error", "duplicate", "other")
+
+
+def _resolve(act: Act) -> Outcome:
+    """`#resolve fix|workaround|user-error|duplicate MD-9|other`: resolved, with how (seed 001).
+
+    The resolution mail explains the method, with the agent's text as how it was resolved.
+    """
+    word, _, rest = act.argument.strip().partition(" ")
+    method = {"bug": "fix", "fixed": "fix", "user": "user-error", "usererror": "user-error", "": "other"}.get(
+        word.lower(), word.lower()
+    )
+    if method not in METHODS:
+        return Outcome(False, f"unknown method of resolution {word!r}: use {', '.join(METHODS)}")
+    detail = f"resolved ({method})"
+    if method == "duplicate":
+        linked = _link(Act(act.ticket, rest, act.actor, act.now, act.config))
+        if not linked.ok:
+            return Outcome(False, f"#resolve duplicate needs the ticket it duplicates: {linked.detail}")
+        from maildesk.tickets.store.models import TicketLink
+
+        TicketLink.update(kind="duplicate-of").where(
+            (TicketLink.source == act.ticket.id) & (TicketLink.kind == "related")
+        ).execute()
+        detail += f"; {linked.detail}"
+    outcome = _status(Act(act.ticket, "resolved", act.actor, act.now, act.config))
+    Label.create(ticket=act.ticket, kind="resolution", value=method, source=act.actor, created_at=act.now)
+    return Outcome(True, f"{outcome.detail}; {detail}", "resolution", {"resolution": "", "method": method},
+                   text_as="resolution")  # fmt: skip
 
 
 def _close(act: Act) -> Outcome:
@@ -305,7 +336,7 @@ def _answer(act: Act) -> Outcome:
     if link == "cancellation":
         # seed 002: the account manager gets a heads-up about a cancellation
         tell = ("account-manager",)
-    return Outcome(True, detail, template, {"url": url, "note": ""}, notify=tell, uses_text=True)
+    return Outcome(True, detail, template, {"url": url, "note": ""}, notify=tell, text_as="note")
 
 
 def _link(act: Act) -> Outcome:
@@ -382,9 +413,7 @@ COMMANDS: dict[str, Command] = {
     "type": set_issue_type,
     "team": set_team,
     "status": _status,
-    "resolve": lambda act: _status(
-        Act(act.ticket, f"resolved {act.argument}", act.actor, act.now, act.config)
-    ),
+    "resolve": _resolve,
     "close": _close,
     "assign": _assign,
     "take": lambda act: _assign(Act(act.ticket, "me", act.actor, act.now, act.config)),
