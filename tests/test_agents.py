@@ -107,6 +107,7 @@ def test_an_agent_reply_reaches_the_customer_from_the_desk_threaded_and_stripped
     assert reply["Reply-To"].addresses[0].addr_spec == "support@helpdesk.example"
     text = reply.get_body(("plain",)).get_content()
     assert "the printer is fixed now." in text
+    assert "We now handle your request at low priority." in text  # seed 003: priority changes are told
     assert "#status" not in text and "#priority" not in text and "> " not in text  # no commands, no quote
     assert "alice@helpdesk.example" not in reply.as_string()  # the agent's own address never leaks
     html = reply.get_body(("html",)).get_content()  # type: ignore[union-attr]

@@ -24,6 +24,10 @@ CUSTOMER = (
     "resolution",
     "closing",
     "follow_up",
+    "answer_billing_update",
+    "answer_training",
+    "answer_cancellation",
+    "scheduling_offer",
 )
 TEAM = (
     "bounce_notice",

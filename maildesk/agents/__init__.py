@@ -107,8 +107,11 @@ def run(ctx: MailContext) -> Verdict:
             sent = relay.send(ticket, ctx.config, texted.tell_customer, context, now=now, agent_name=name,
                               kind="reply")  # fmt: skip
         elif text.strip():
-            sent = relay.send(ticket, ctx.config, "agent_reply", {"text": text}, now=now, agent_name=name,
-                              kind="reply")  # fmt: skip
+            # seed 003: a change of priority is told to the requester, here with the agent's answer
+            notes = [f"We now handle your request at {o.context['priority']} priority."
+                     for _, o in results if o.ok and o.tell_customer == "status_update"]  # fmt: skip
+            sent = relay.send(ticket, ctx.config, "agent_reply", {"text": text, "notes": notes}, now=now,
+                              agent_name=name, kind="reply")  # fmt: skip
         else:
             chosen = _customer_template(results)
             if chosen is not None:

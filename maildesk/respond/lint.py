@@ -93,6 +93,7 @@ SAMPLES: Final[dict[str, dict[str, Any]]] = {
     "agent_reply": {
         **_COMMON,
         "agent": "Alice Example",
+        "notes": ["We now handle your request at high priority."],
         "text": (
             "Hello Carol,\n\n"
             "I have looked into the blank pages from the printer on floor 2: its toner cartridge\n"
