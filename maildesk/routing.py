@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 from peewee import fn
 
 from maildesk.clock import naive_utc
+from maildesk.tickets.statuses import OPEN_STATUSES
 from maildesk.tickets.store.models import Agent, Event, Ticket
 
 if TYPE_CHECKING:
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from maildesk.tickets.store.fast import Statements
 
 PRIORITIES = ("urgent", "high", "normal", "low")
-OPEN_STATES = ("new", "open", "pending", "waiting")
+OPEN_STATES = OPEN_STATUSES
 
 # a customer saying it is urgent, in the languages our customers write in
 _SAYS_URGENT = re.compile(

@@ -189,7 +189,7 @@ def test_escalation_tells_the_next_tier_and_the_requester(team: Desk, tmp_path: 
     [
         ("#close", "closed", "closed"),
         ("#status resolved replaced the fuser unit", "replaced the fuser unit", "resolved"),
-        ("#needinfo the printer's asset number; the floor", "asset number", "pending"),
+        ("#needinfo the printer's asset number; the floor", "asset number", "awaiting-customer"),
     ],
 )
 def test_a_bare_command_sends_the_customer_its_template(
@@ -205,15 +205,15 @@ def test_a_bare_command_sends_the_customer_its_template(
     assert ticket["status"] == status and ticket["first_response_at"] is not None
 
 
-def test_a_customer_reply_to_a_pending_ticket_puts_it_back_with_the_team(team: Desk, tmp_path: Path) -> None:
+def test_a_customer_reply_to_a_waiting_ticket_puts_it_back_with_the_team(team: Desk, tmp_path: Path) -> None:
     notice = open_ticket(team, tmp_path)
     answer(team, tmp_path, notice, "#needinfo asset number", "p1@h")
-    assert team.show("MD-1")["status"] == "pending"
+    assert team.show("MD-1")["status"] == "awaiting-customer"
     (asked,) = [m for m in customer_mail(team) if m["Subject"].startswith("Re:")]
     raw = make_mail(subject=str(asked["Subject"]), body="It is PR-2231.", message_id="p2@customer.example",
                     in_reply_to=asked["Message-ID"].strip("<>"))  # fmt: skip
     ingest(team, tmp_path, "p2", raw)
-    assert team.show("MD-1")["status"] == "open"
+    assert team.show("MD-1")["status"] == "awaiting-support"
 
 
 def test_a_forged_agent_from_runs_nothing_relays_nothing_and_the_agent_is_told(

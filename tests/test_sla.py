@@ -195,10 +195,10 @@ def test_two_unanswered_requests_for_information_close_the_ticket(clock: Desk, t
     )
     (tmp_path / "i2.eml").write_bytes(raw)
     clock.ingest(tmp_path / "i2.eml", now="2026-11-02T10:00:00Z")
-    assert clock.show("MD-1")["status"] == "pending"
+    assert clock.show("MD-1")["status"] == "awaiting-customer"
     assert tick(clock, "2026-11-03T09:59:00Z")["actions"] == {}
     assert tick(clock, "2026-11-03T10:00:00Z")["actions"] == {"follow_up": 1}
-    assert clock.show("MD-1")["status"] == "pending"
+    assert clock.show("MD-1")["status"] == "awaiting-customer"
     assert tick(clock, "2026-11-04T10:00:00Z")["actions"] == {"close": 1}
     assert clock.show("MD-1")["status"] == "closed"
     texts = [m.get_body(("plain",)).get_content() for m in to(clock, "anna@")]
@@ -213,7 +213,7 @@ def test_a_customer_answer_stops_the_follow_ups(clock: Desk, tmp_path: Path) -> 
     (tmp_path / "j2.eml").write_bytes(raw)
     clock.ingest(tmp_path / "j2.eml", now="2026-11-02T10:00:00Z")
     customer_writes(clock, tmp_path, "j3", "2026-11-02T12:00:00Z", "Re: [MD-1] Printer error E-42")
-    assert clock.show("MD-1")["status"] == "open"
+    assert clock.show("MD-1")["status"] == "awaiting-support"
     actions = tick(clock, "2026-11-05T10:00:00Z")["actions"]
     assert "follow_up" not in actions and "close" not in actions
 

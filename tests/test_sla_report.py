@@ -82,7 +82,7 @@ def fill(desk: Desk, folder: Path) -> Database:
         stale = ticket(at(days=9), team="", priority="high", updated_at=at(days=5))  # MD-129
         ticket(at(days=40), team="Network", first_response_at=at(days=39), updated_at=at(days=3))  # MD-130
         ticket(at(days=2), status="spam")  # MD-131: counted nowhere
-        ticket(at(days=1), status="pending")  # MD-132: open, but waits for the customer, not for us
+        ticket(at(days=1), status="awaiting-customer")  # MD-132: open, but waits for the customer, not for us
         ticket(at(days=3), merged_into=stale)  # MD-133: merged, counted nowhere
         ticket(at(days=2), status="closed")  # MD-134: closed unanswered: waits for nobody
         breaches = {"first_response": (0, 1, 1, 5), "unclaimed": (2,), "update": (3, 3), "resolution": (13,)}

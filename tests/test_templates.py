@@ -40,7 +40,7 @@ TEAM = (
 SCRIPT = "<script>alert(1)</script>"
 COMMANDS = (
     "#internal",
-    "#status <open|pending|resolved|closed>",
+    "#status <open|awaiting-support|awaiting-customer|resolved|closed>",
     "#assign <agent|me|nobody>",
     "#type <type>",
     "#team <team>",

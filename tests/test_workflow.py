@@ -148,3 +148,18 @@ def test_a_duplicate_is_resolved_against_the_ticket_it_repeats(team: Desk, tmp_p
     bad = "#resolve duplicate"
     agent_says(team, tmp_path, bad, "r3", "VPN down")
     assert team.show("MD-1")["status"] != "resolved"
+
+
+def test_statuses_follow_whose_turn_it_is(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "Printer jammed")
+    assert team.show("MD-1")["status"] == "new"
+    agent_says(team, tmp_path, "Hello Anna, which floor is it on?", "s1")
+    assert team.show("MD-1")["status"] == "awaiting-customer"  # answered: the customer's turn
+    reply = make_mail(subject="Re: [MD-1] Printer jammed", body="Floor 2.", message_id="s2@c.example")
+    (tmp_path / "s2.eml").write_bytes(reply)
+    team.ingest(tmp_path / "s2.eml", now="2026-11-02T11:00:00Z")
+    assert team.show("MD-1")["status"] == "awaiting-support"  # the customer answered: ours again
+    agent_says(team, tmp_path, "Thanks, we are looking into it.\n#status support", "s3")
+    assert team.show("MD-1")["status"] == "awaiting-support"  # seed 002: just an update, still ours
+    agent_says(team, tmp_path, "#status pending", "s4")
+    assert team.show("MD-1")["status"] == "awaiting-customer"  # the old name still works

@@ -25,6 +25,7 @@ from maildesk.respond.notices import notify_agents, tell_agent
 from maildesk.respond.render import build, environment_for
 from maildesk.signing import desk_secret
 from maildesk.sla.overflow import tell_vendor
+from maildesk.tickets.statuses import AWAITING_CUSTOMER, OWED
 from maildesk.tickets.store.models import Event, Message, Organization, OutboundMail
 
 if TYPE_CHECKING:
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # which command's mail the requester gets when the agent wrote no text: the weightiest one
 _TEMPLATE_ORDER = ("closing", "resolution", "request_info", "escalation", "status_update")
+_STATUS_COMMANDS = frozenset(
+    {"#status", "#resolve", "#close", "#needinfo", "#ask", "#spam", "#notspam", "#ham"}
+)
 _UNVERIFIED_NOTICES_PER_HOUR = 3  # a forger cannot flood the agent they imitate
 
 
@@ -117,6 +121,11 @@ def run(ctx: MailContext) -> Verdict:
             if chosen is not None:
                 sent = relay.send(ticket, ctx.config, chosen.tell_customer, dict(chosen.context), now=now,
                                   agent_name=name, kind="reply")  # fmt: skip
+        steered = any(o.ok and given.split(" ")[0] in _STATUS_COMMANDS for given, o in results)
+        if sent is not None and not steered and ticket.status in OWED:
+            # answered: the customer's turn (seed 002), unless the agent said otherwise
+            ticket.status = AWAITING_CUSTOMER
+            ticket.save()
         if sent is None and (text.strip() or _customer_template(results)):
             Event.create(ticket=ticket, at=now, kind="reply_not_sent", actor=agent.agent.address,
                          detail="no deliverable requester or participant")  # fmt: skip

@@ -16,12 +16,12 @@ from datetime import datetime
 from typing import Any
 
 from maildesk.config import ISSUE_TYPES, PRIORITIES, Config
+from maildesk.tickets.statuses import ALIASES, AWAITING_CUSTOMER, RESOLVED, STATUSES
 from maildesk.tickets.store.models import Agent, Label, Message, Ticket
 
 _COMMAND = re.compile(r"^[ \t]*#([a-z][a-z-]{1,20})\b[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 MAX_COMMANDS = 20
 
-STATUSES = ("new", "open", "pending", "resolved", "closed")
 
 TIERS = {1: "our support team", 2: "our senior engineers", 3: "the head of IT"}
 INTERNAL = frozenset(
@@ -147,15 +147,15 @@ def set_team(act: Act) -> Outcome:
 def _status(act: Act) -> Outcome:
     """`#status resolved [how]`: the words after the status say how, for the resolution mail."""
     word, _, rest = act.argument.partition(" ")
-    status = {"solved": "resolved", "waiting": "pending", "reopen": "open"}.get(word.lower(), word.lower())
+    status = ALIASES.get(word.lower(), word.lower())
     if status not in STATUSES:
         return Outcome(False, f"unknown status {word!r}: use {', '.join(STATUSES)}")
     ticket = act.ticket
     before = ticket.status
     ticket.status, ticket.updated_at = status, act.now
     ticket.closed_at = act.now if status in ("resolved", "closed") else None
-    # the closing rules count from here: resolved waits for a confirmation, pending for information
-    ticket.waiting_since = act.now if status in ("resolved", "pending") else None
+    # the closing rules count from here: resolved waits for a confirmation, awaiting-customer for an answer
+    ticket.waiting_since = act.now if status in (RESOLVED, AWAITING_CUSTOMER) else None
     ticket.save()
     if status == "resolved":
         return Outcome(
@@ -400,7 +400,7 @@ def _label(act: Act) -> Outcome:
 def _needinfo(act: Act) -> Outcome:
     items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()] or list(ISSUE_RECORD)
     ticket = act.ticket
-    ticket.status, ticket.updated_at, ticket.waiting_since = "pending", act.now, act.now
+    ticket.status, ticket.updated_at, ticket.waiting_since = AWAITING_CUSTOMER, act.now, act.now
     ticket.save()
     return Outcome(True, f"asked for {len(items)} item(s)", "request_info", {"missing": items, "note": ""})
 

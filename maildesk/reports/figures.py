@@ -35,9 +35,10 @@ from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.clock import OPEN
+from maildesk.tickets.statuses import OWED
 from maildesk.tickets.store.models import Agent, Event, Ticket
 
-WAITING: Final = ("new", "open")  # the statuses in which an unanswered ticket waits for its answer
+WAITING: Final = OWED  # the statuses in which an unanswered ticket waits for its answer
 DEADLINES: Final = ("first_response", "unclaimed", "update", "resolution")
 BREACHED: Final = "sla_breached"
 DISPATCHED: Final = "vendor_dispatched"

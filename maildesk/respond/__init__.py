@@ -17,6 +17,7 @@ from maildesk.outbox import enqueue
 from maildesk.respond import policy, relay
 from maildesk.respond.notices import notify_agents, notify_team_address, tell_team_of_bounce
 from maildesk.respond.render import build, environment_for
+from maildesk.tickets.statuses import AWAITING_CUSTOMER, AWAITING_SUPPORT
 from maildesk.tickets.store.models import Event, Message
 
 if TYPE_CHECKING:
@@ -76,8 +77,9 @@ def _tell_agents(ctx: MailContext) -> None:
     """The ticket's agents get the customer's words, with their own signed reply address."""
     mail, ticket = ctx.parsed, ctx.ticket
     assert mail is not None and ticket is not None
-    if not ctx.new_ticket and ticket.status == "pending" and ctx.vendor_mail is None:
-        ticket.status, ticket.waiting_since = "open", None  # the customer answered: back with the team
+    if not ctx.new_ticket and ticket.status == AWAITING_CUSTOMER and ctx.vendor_mail is None:
+        # the customer answered: the team owes the next move (seed 002's "awaiting support")
+        ticket.status, ticket.waiting_since = AWAITING_SUPPORT, None
         ticket.save()
     who = (mail.sender.name, mail.sender.email) if mail.sender else ("", "an unreadable sender")
     try:

@@ -35,13 +35,14 @@ from maildesk.respond import relay
 from maildesk.respond.notices import agents_for, notify_agents
 from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.overflow import dispatch
+from maildesk.tickets.statuses import AWAITING_CUSTOMER, OPEN_STATUSES, OWED, RESOLVED
 from maildesk.tickets.store.fast import Statements
 from maildesk.tickets.store.models import Contact, Event, OutboundMail, SlaMark, Ticket
 
 log = logging.getLogger(__name__)
 
-OPEN = ("new", "open", "pending")
-WATCHED = (*OPEN, "resolved")
+OPEN = OPEN_STATUSES
+WATCHED = (*OPEN, RESOLVED)
 TIERS = {2: "our senior engineers", 3: "the head of IT"}
 BATCH = 500
 
@@ -238,14 +239,14 @@ class _Rules:
         self._vendor()
         if self.ticket.status == "resolved":
             self._confirmation()
-        if self.ticket.status == "pending":
+        if self.ticket.status == AWAITING_CUSTOMER:
             self._information()
-        if self.ticket.status in ("new", "open"):
+        if self.ticket.status in OWED:
             self._first_response()
             self._unclaimed()
             self._scheduling()
-            self._status_update()
         if self.ticket.status in OPEN:  # not when a closing rule has just closed it
+            self._status_update()  # seed 003: critical and high open issues, whoever's turn it is
             self._no_update()
 
     # -- helpers ---------------------------------------------------------------------------
@@ -447,7 +448,7 @@ class _Rules:
         reason = ""
         if t.vendor == "requested":
             reason = "an agent asked for it (#vendor)"
-        elif t.status not in ("new", "open"):
+        elif t.status not in OWED:
             return
         elif vendor.after_hours and not self.calendar.is_open(t.created_at):
             reason = "it arrived after hours"  # all of them, whoever the rota assigned it to (seed 004)

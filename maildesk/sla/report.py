@@ -15,6 +15,7 @@ from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.clock import OPEN
+from maildesk.tickets.statuses import OWED
 from maildesk.tickets.store.models import Agent, Ticket
 
 
@@ -81,14 +82,14 @@ def sla_report(config: Config, now: datetime, within: timedelta = timedelta(hour
             )  # fmt: skip
 
         found = []
-        if t.first_response_at is None and t.status in ("new", "open"):
+        if t.first_response_at is None and t.status in OWED:
             when = t.first_response_due or naive_utc(
                 calendar.add(t.created_at, config.sla.first_response_for(t.priority))
             )
             item = deadline("first_response", when)
             unanswered.append(item)
             found.append(item)
-        if t.assignee_id is None and t.status in ("new", "open") and t.vendor != "dispatched":
+        if t.assignee_id is None and t.status in OWED and t.vendor != "dispatched":
             found.append(
                 deadline("unclaimed", naive_utc(calendar.add(t.created_at, config.sla.unclaimed_alert)))
             )

@@ -83,12 +83,18 @@ def _external_links(database: Database) -> None:
     database.create_tables([models.ExternalLink], safe=True)
 
 
+def _statuses(database: Database) -> None:
+    # the procedures' names: "pending" was the customer's turn
+    models.Ticket.update(status="awaiting-customer").where(models.Ticket.status == "pending").execute()
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
     (3, "escalation tier on tickets; desk settings", _tier_and_settings),
     (4, "the SLA clock's schedule and marks", _sla_clock),
     (5, "links to development tickets", _external_links),
+    (6, "statuses named as in the procedures", _statuses),
 )
 
 
