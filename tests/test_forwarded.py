@@ -367,14 +367,14 @@ PIECES = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(max_size=2000), st.text(max_size=60))
 def test_never_raises_on_any_text(text: str, subject: str) -> None:
     found = forwarded(text, subject)
     assert found is None or found.sender.email
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     st.lists(st.one_of(PIECES, st.text(max_size=40)), max_size=40), st.sampled_from(["Fwd: x", "RE: x", "x"])
 )
@@ -390,7 +390,7 @@ def test_never_raises_on_forward_like_text(pieces: list[str], subject: str) -> N
         )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.text(alphabet=st.characters(blacklist_characters=":：\x00"), max_size=2000))
 def test_no_header_block_no_forward(text: str) -> None:
     assert forwarded(text) is None
