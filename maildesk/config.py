@@ -64,6 +64,9 @@ class DeskConfig:
     ticket_prefix: str = "MD"
     secret: Secret = Secret("desk.secret", "env:MAILDESK_SECRET")
     lead: str = ""
+    # whose forwards of a customer's mail make the customer the requester (seed 002); empty:
+    # the domains of the desk's own addresses. Agents always count.
+    staff_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -322,6 +325,15 @@ class Config:
     def desk_addresses(self) -> frozenset[str]:
         return frozenset(a.lower() for a in self.desk.addresses)
 
+    def is_staff(self, address: str) -> bool:
+        """An agent, or anyone at the desk's own organisation (desk.staff_domains)."""
+        address = address.lower()
+        if self.agent(address) is not None:
+            return True
+        domain = address.rpartition("@")[2]
+        domains = self.desk.staff_domains or tuple(a.rpartition("@")[2] for a in self.desk.addresses)
+        return any(domain == d or domain.endswith("." + d) for d in domains)
+
     def agent(self, address: str) -> AgentConfig | None:
         address = address.lower()
         return next((a for a in self.agents if a.address.lower() == address), None)
@@ -476,6 +488,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         ticket_prefix=d.get("ticket_prefix", "MD", _prefix),
         secret=d.secret("secret", "env:MAILDESK_SECRET"),
         lead=d.address("lead"),
+        staff_domains=tuple(x.lower().lstrip("@") for x in d.strings("staff_domains", ())),
     )
     for i, address in enumerate(desk.addresses):
         if not _ADDRESS.match(address):

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from maildesk.agents.identity import AgentMail, VendorMail
     from maildesk.classifier.handle import CheckedSpamModel
     from maildesk.classifier.text import PlainTextModel, TextModel
-    from maildesk.parse.message import ParsedMail
+    from maildesk.parse.message import Address, ParsedMail
     from maildesk.screen.bounce import Bounce
     from maildesk.threader import ThreadDecision
     from maildesk.tickets.store.fast import Statements
@@ -90,6 +90,8 @@ class MailContext:
     agent_mail: AgentMail | None = None  # an agent's mail (or mail in an agent's name), and whether trusted
     vendor_mail: VendorMail | None = None  # mail from the vendor's domains
     confirmed: bool = False  # the customer confirmed a resolved ticket, which the record stage closed
+    forwarded_by: Address | None = None  # the colleague who forwarded the customer's mail to the desk
+    forward_note: str = ""  # what they wrote above it
 
     @property
     def log_extra(self) -> dict[str, object]:
@@ -112,10 +114,11 @@ Stage = Callable[[MailContext], Verdict]
 def _stages() -> tuple[Stage, ...]:
     # imported here so that `maildesk --help` does not pay for scikit-learn and mail-parser
     from maildesk import agents, parse, respond, routing, screen, threader, tickets
+    from maildesk.agents import forwarding
 
     return (
-        parse.run, screen.run, agents.identify_stage, threader.run, tickets.record, routing.run, agents.run,
-        respond.run,
+        parse.run, screen.run, agents.identify_stage, forwarding.run, threader.run, tickets.record,
+        routing.run, agents.run, respond.run,
     )  # fmt: skip
 
 

@@ -163,3 +163,42 @@ def test_statuses_follow_whose_turn_it_is(team: Desk, tmp_path: Path) -> None:
     assert team.show("MD-1")["status"] == "awaiting-support"  # seed 002: just an update, still ours
     agent_says(team, tmp_path, "#status pending", "s4")
     assert team.show("MD-1")["status"] == "awaiting-customer"  # the old name still works
+
+
+FORWARDS = sorted((Path(__file__).parent.parent / "fixtures" / "emails" / "forwarded").glob("*.eml"))
+
+
+@pytest.mark.parametrize("path", FORWARDS, ids=lambda p: p.stem)
+def test_a_colleagues_forward_makes_the_customer_the_requester(team: Desk, path: Path) -> None:
+    import tomllib
+
+    expect = tomllib.loads(path.with_suffix(".expect.toml").read_text(encoding="utf-8"))
+    team.ingest(path, now="2026-11-03T20:00:00Z")
+    (ticket,) = team.tickets()
+    outer = str(parse_from(path))
+    if not expect["found"] or not outer.endswith("@helpdesk.example"):
+        assert ticket["requester"] == outer  # not a forward, or not one of ours: as it came
+        return
+    assert ticket["requester"] == expect["sender"]
+    (first,) = [m for m in ticket["messages"] if m["direction"] == "in"]
+    for phrase in expect.get("text_contains", []):
+        assert phrase in " ".join(first["text"].split()), phrase
+    forwarded = [e["detail"] for e in ticket["events"] if e["kind"] == "forwarded"]
+    assert len(forwarded) == 1 and outer in forwarded[0]
+    if team.run("tickets", "show", "MD-1").code == 0 and not outer.startswith(("alice@", "bob@")):
+        assert outer in ticket["participants"]
+    # the customer is acknowledged, the colleague is not answered as a customer
+    acks = [
+        m
+        for m in mail(team)
+        if m["Subject"] and "[MD-1]" in m["Subject"] and expect["sender"] in str(m["To"])
+    ]
+    assert len(acks) == 1
+
+
+def parse_from(path: Path) -> str:
+    from maildesk.parse.message import parse
+
+    sender = parse(path.read_bytes()).sender
+    assert sender is not None
+    return sender.email

@@ -27,6 +27,11 @@ _MACHINE_LOCAL = re.compile(
 )
 
 
+def is_machine_address(address: str) -> bool:
+    """mailer-daemon@, no-reply@ and the like: never a person to answer."""
+    return bool(_MACHINE_LOCAL.match(address.strip().lower().rpartition("@")[0]))
+
+
 def refusal(address: str, config: Config, now: datetime) -> str | None:
     """Why no automatic message may go to `address` now, or None when it may.
 

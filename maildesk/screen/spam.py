@@ -1,7 +1,7 @@
 """Spam rule: the trained model, an upstream filter's verdict, sender authentication, and lists.
 
 The order of evidence:
-1. the deny list: always spam; the allow list and configured organisations: never spam,
+1. the deny list: always spam; the allow list, configured organisations and staff: never spam,
    unless the message fails authentication for that very domain (a forged From of a
    customer is exactly what a spammer would try);
 2. an upstream filter's X-Spam-Flag / X-Spam-Status: Yes (when `screen.trust_upstream`);
@@ -68,7 +68,13 @@ def check(ctx: MailContext) -> Verdict | None:
     forged = authentication_failures(mail, domain)
     if _listed(sender, config.screen.deny):
         return Verdict(Action.QUARANTINE, "spam", (f"{sender} is on the deny list",), spam_score=1.0)
-    trusted = _listed(sender, config.screen.allow) or config.organization_for(sender) is not None
+    # colleagues (agents, desk.staff_domains) are trusted like a customer organisation: they
+    # forward customers' mail, which reads like anything; a forged From is caught just below
+    trusted = (
+        _listed(sender, config.screen.allow)
+        or config.organization_for(sender) is not None
+        or (bool(sender) and config.is_staff(sender))
+    )
     if trusted and not forged:
         return None
     reasons = list(forged)

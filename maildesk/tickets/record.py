@@ -76,6 +76,11 @@ def record(ctx: MailContext) -> Verdict:
         ctx.new_ticket = True
         present: set[int] = set()
         events.append(_event(ticket, now, "created", f"from {who} via {ctx.source}"))
+        if ctx.forwarded_by is not None:
+            note = " ".join(ctx.forward_note.split())[:500]
+            events.append(
+                _event(ticket, now, "forwarded", f"by {ctx.forwarded_by}" + (f": {note}" if note else ""))
+            )
         if decision.follow_up_of is not None:
             old = Ticket.get_by_id(decision.follow_up_of)
             TicketLink.create(source=ticket, target=old, kind="follow-up", created_at=now)
