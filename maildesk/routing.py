@@ -19,7 +19,7 @@ from peewee import fn
 
 from maildesk.clock import naive_utc
 from maildesk.tickets.statuses import OPEN_STATUSES
-from maildesk.tickets.store.models import Agent, Event, Ticket
+from maildesk.tickets.store.models import Agent, Event, Message, Ticket
 
 if TYPE_CHECKING:
     from maildesk.classifier.text import PlainTextModel, TextModel
@@ -78,11 +78,45 @@ def run(ctx: MailContext) -> Verdict:
     triage = decide(ctx.config, text, mail.sender.email if mail.sender else "", ctx.issue_model,
                     ctx.team_model)  # fmt: skip
     apply(ticket, triage, naive_utc(ctx.now), ctx.sql)
+    _request_type(ctx, triage.issue_type)
     if triage.priority == "urgent":
         from maildesk.respond.notices import alert_team
 
         alert_team(ctx, triage)
     return CONTINUE
+
+
+def _request_type(ctx: MailContext, issue_type: str) -> None:
+    """Seed 001's request type, and what it sets going: the account manager, the feedback note."""
+    from maildesk.request_types import CONFIGURATION, FEEDBACK, request_type
+    from maildesk.respond.notices import tell_account_manager
+
+    mail, ticket = ctx.parsed, ctx.ticket
+    assert mail is not None and ticket is not None
+    now = naive_utc(ctx.now)
+    kind, why = request_type(mail.subject, mail.new_text, issue_type)
+    Ticket.update(request_type=kind).where(Ticket.id == ticket.id).execute()
+    ticket.request_type = kind
+    ticket._dirty.discard("request_type")
+    Event.create(ticket=ticket, at=now, kind="request_type", detail=f"{kind}: {why}", actor="maildesk")
+    if kind == CONFIGURATION:
+        # seed 002: the documents go with the ticket to the organisation's account manager
+        tell_account_manager(ticket, ctx.config, ctx.now, "configuration change request", documents=True)
+    elif kind == FEEDBACK:
+        # seed 001: feedback is documented; the note keeps it with the ticket for the product people
+        Message.create(
+            ticket=ticket,
+            message_id=f"feedback.{ticket.id}.{ctx.spool_id}@maildesk.invalid",
+            direction="in",
+            visibility="internal",
+            kind="system",
+            from_addr="",
+            from_name="maildesk",
+            date=now,
+            arrived_at=now,
+            subject=f"Feedback: {mail.subject}"[:250],
+            text="Feedback recorded: " + " ".join(mail.new_text.split())[:2000],
+        )
 
 
 def decide(

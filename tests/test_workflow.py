@@ -202,3 +202,30 @@ def parse_from(path: Path) -> str:
     sender = parse(path.read_bytes()).sender
     assert sender is not None
     return sender.email
+
+
+def test_request_types_and_what_they_set_going(team: Desk, tmp_path: Path) -> None:
+    spec = ("spec-sheet.pdf", b"%PDF-1.4 spec", "application/pdf")
+    change = make_mail(sender="m.keller@acme-solar.example", subject="Please add new equipment to project X",
+                       body="Hello,\nplease add the attached inverters to our project.\nMarkus",
+                       message_id="rt1@c.example", attachments=[spec])  # fmt: skip
+    (tmp_path / "rt1.eml").write_bytes(change)
+    team.ingest(tmp_path / "rt1.eml", now="2026-11-02T09:00:00Z")
+    first = team.show("MD-1")
+    assert first["request_type"] == "configuration change"
+    (handover,) = to(team, "am@helpdesk.example")
+    assert [p.get_filename() for p in handover.iter_attachments()] == ["spec-sheet.pdf"]
+    opened(team, tmp_path, "Printer", mid="rt2")  # "the printer on floor 2 is jammed again"
+    assert team.show("MD-2")["request_type"] == "technical issue"
+    idea = make_mail(subject="Portal idea", body="It would be great if the portal had a dark mode.",
+                     message_id="rt3@c.example")  # fmt: skip
+    (tmp_path / "rt3.eml").write_bytes(idea)
+    team.ingest(tmp_path / "rt3.eml", now="2026-11-02T09:10:00Z")
+    third = team.show("MD-3")
+    assert third["request_type"] == "feedback"
+    (note,) = [m for m in third["messages"] if m["visibility"] == "internal"]
+    assert "dark mode" in note["text"]
+    # a ticket linked to the configuration change makes that one high priority (seed 002)
+    agent_says(team, tmp_path, "#internal\n#link MD-1\n#request technical", "rt4", "Portal idea")
+    assert team.show("MD-1")["priority"] == "high"
+    assert team.show("MD-3")["request_type"] == "technical issue"

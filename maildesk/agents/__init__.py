@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING
 from maildesk.agents.commands import COMMANDS, INTERNAL, Act, Outcome, commands_in, set_issue_type, set_team
 from maildesk.agents.identity import AgentMail, VendorMail, identify, is_vendor, vendor_token
 from maildesk.clock import naive_utc
-from maildesk.outbox import enqueue
 from maildesk.respond import relay
-from maildesk.respond.notices import notify_agents, tell_agent
-from maildesk.respond.render import build, environment_for
+from maildesk.respond.notices import notify_agents, tell_account_manager, tell_agent
 from maildesk.signing import desk_secret
 from maildesk.sla.overflow import tell_vendor
 from maildesk.tickets.statuses import AWAITING_CUSTOMER, OWED
-from maildesk.tickets.store.models import Event, Message, Organization, OutboundMail
+from maildesk.tickets.store.models import Event, Message, OutboundMail
 
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext, Verdict
@@ -161,7 +159,7 @@ def _tell_others(ctx: MailContext, results: list[tuple[str, Outcome]]) -> None:
         if not outcome.ok or not outcome.notify:
             continue
         if outcome.notify == ("account-manager",):
-            _tell_account_manager(ctx, outcome.detail)
+            tell_account_manager(ticket, ctx.config, ctx.now, outcome.detail)
             continue
         targets = [a for a in (ctx.config.agent(x) for x in outcome.notify) if a is not None]
         escalated = outcome.notice == "escalation_notice"
@@ -170,36 +168,6 @@ def _tell_others(ctx: MailContext, results: list[tuple[str, Outcome]]) -> None:
             text=latest.text if latest else "", requester=who, agents=targets, template=outcome.notice,
             extra={**outcome.context, "by": by} if escalated else None,
         )  # fmt: skip
-
-
-def _tell_account_manager(ctx: MailContext, what: str) -> None:
-    """Seed 002: the organisation's account manager hears of a cancellation (or a configuration change)."""
-    ticket = ctx.ticket
-    assert ticket is not None
-    org = (
-        Organization.get_or_none(Organization.id == ticket.organization_id)
-        if ticket.organization_id
-        else None
-    )
-    now = naive_utc(ctx.now)
-    if org is None or not org.account_manager:
-        Event.create(ticket=ticket, at=now, kind="notice_skipped", actor="maildesk",
-                     detail="no account manager configured for the requester's organisation")  # fmt: skip
-        return
-    ref = f"{ctx.config.desk.ticket_prefix}-{ticket.number}"
-    contact = ticket.requester if ticket.requester_id else None
-    requester = contact.email if contact is not None else ""
-    message = build(
-        ctx.config, environment_for(ctx.config), "account_manager_notice",
-        {"ref": ref, "subject": ticket.subject, "organization": org.name, "requester": requester,
-         "what": what},
-        to=[("", org.account_manager)], subject=f"[{ref}] {org.name}: {what}", now=ctx.now, ref=ref,
-        automatic=True, auto_submitted="auto-generated",
-    )  # fmt: skip
-    enqueue(message, recipients=[org.account_manager], sender=ctx.config.desk.addresses[0],
-            kind="notification", automatic=True, now=ctx.now, ticket=ticket.id)  # fmt: skip
-    Event.create(ticket=ticket, at=now, kind="notified", actor="maildesk",
-                 detail=f"account manager {org.account_manager}: {what}")  # fmt: skip
 
 
 def _confirm(

@@ -353,7 +353,14 @@ def _link(act: Act) -> Outcome:
     TicketLink.get_or_create(
         source=act.ticket, target=other, kind="related", defaults={"created_at": act.now}
     )
-    return Outcome(True, f"linked with {prefix}-{other.number}")
+    raised = ""
+    for linked in (act.ticket, other):
+        # seed 002: a linked configuration ticket is high priority
+        if linked.request_type == "configuration change" and linked.priority in ("low", "normal"):
+            linked.priority, linked.first_response_due = "high", None
+            linked.save()
+            raised = f"; {prefix}-{linked.number} (a configuration change) is now high priority"
+    return Outcome(True, f"linked with {prefix}-{other.number}{raised}")
 
 
 def _bug(act: Act) -> Outcome:
@@ -385,6 +392,20 @@ def _watch(act: Act) -> Outcome:
     return Outcome(
         True, f"{address} now gets the public updates" if created else f"{address} was already on it"
     )
+
+
+def _request(act: Act) -> Outcome:
+    """`#request configuration change`: the request type a person confirms, kept as a label."""
+    from maildesk.request_types import REQUEST_TYPES, named
+
+    kind = named(act.argument)
+    if kind is None:
+        return Outcome(False, f"unknown request type {act.argument!r}: use {', '.join(REQUEST_TYPES)}")
+    before = act.ticket.request_type or "none"
+    act.ticket.request_type, act.ticket.updated_at = kind, act.now
+    act.ticket.save()
+    Label.create(ticket=act.ticket, kind="request-type", value=kind, source=act.actor, created_at=act.now)
+    return Outcome(True, f"request type {before} -> {kind} (kept as a label for training)")
 
 
 def _label(act: Act) -> Outcome:
@@ -427,5 +448,6 @@ COMMANDS: dict[str, Command] = {
     "bug": _bug,
     "watch": _watch,
     "label": _label,
+    "request": _request,
     "ask": _needinfo,
 }

@@ -12,7 +12,7 @@ from maildesk.outbox import enqueue
 from maildesk.respond.addresses import reply_address, sign
 from maildesk.respond.render import build, environment_for
 from maildesk.signing import desk_secret
-from maildesk.tickets.store.models import Agent, Event, Ticket
+from maildesk.tickets.store.models import Agent, Attachment, Contact, Event, Message, Organization, Ticket
 
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext
@@ -269,3 +269,50 @@ def notify_team_address(
         actor="maildesk",
         detail=f"courtesy alert to {team.name} ({team.address})",
     )
+
+
+def tell_account_manager(
+    ticket: Ticket, config: Config, now: datetime, what: str, documents: bool = False
+) -> bool:
+    """Seed 002: the organisation's account manager hears of a configuration change or a cancellation,
+    with the ticket's documents attached when `documents`. False (and an event) when there is none."""
+    org = (
+        Organization.get_or_none(Organization.id == ticket.organization_id)
+        if ticket.organization_id
+        else None
+    )
+    at = naive_utc(now)
+    if org is None or not org.account_manager:
+        why = f"{what}: no account manager configured for the requester's organisation"
+        Event.create(ticket=ticket, at=at, kind="notice_skipped", actor="maildesk", detail=why)
+        return False
+    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    contact = Contact.get_or_none(Contact.id == ticket.requester_id) if ticket.requester_id else None
+    message = build(
+        config, environment_for(config), "account_manager_notice",
+        {"ref": ref, "subject": ticket.subject, "organization": org.name,
+         "requester": contact.email if contact else "", "what": what},
+        to=[("", org.account_manager)], subject=f"[{ref}] {org.name}: {what}", now=now, ref=ref,
+        automatic=True, auto_submitted="auto-generated",
+    )  # fmt: skip
+    attached = []
+    if documents:
+        for part in (
+            Attachment.select().join(Message).where((Message.ticket == ticket.id) & (Attachment.path != ""))
+        ):
+            path = config.storage.path / part.path
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            maintype, _, subtype = (part.content_type or "application/octet-stream").partition("/")
+            message.add_attachment(
+                data, maintype=maintype, subtype=subtype or "octet-stream", filename=part.filename
+            )
+            attached.append(part.filename)
+    enqueue(message, recipients=[org.account_manager], sender=config.desk.addresses[0], kind="notification",
+            automatic=True, now=now, ticket=ticket.id)  # fmt: skip
+    files = f" with {', '.join(attached)}" if attached else ""
+    Event.create(ticket=ticket, at=at, kind="notified", actor="maildesk",
+                 detail=f"account manager {org.account_manager}: {what}{files}")  # fmt: skip
+    return True

@@ -90,6 +90,7 @@ def summary(ticket: Ticket, config: Config, message_count: int | None = None) ->
         "subject": ticket.subject,
         "status": ticket.status,
         "issue_type": ticket.issue_type,
+        "request_type": ticket.request_type or None,
         "type_confidence": ticket.type_confidence,
         "priority": ticket.priority,
         "team": ticket.team or None,

@@ -88,6 +88,17 @@ def _statuses(database: Database) -> None:
     models.Ticket.update(status="awaiting-customer").where(models.Ticket.status == "pending").execute()
 
 
+def _request_type(database: Database) -> None:
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    table = models.Ticket._meta.table_name
+    if "request_type" not in {column.name for column in database.get_columns(table)}:
+        migrator = (
+            SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
+        )
+        migrate(migrator.add_column(table, "request_type", models.Ticket.request_type))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
@@ -95,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (4, "the SLA clock's schedule and marks", _sla_clock),
     (5, "links to development tickets", _external_links),
     (6, "statuses named as in the procedures", _statuses),
+    (7, "request type beside the issue type", _request_type),
 )
 
 

@@ -120,6 +120,7 @@ class Ticket(BaseModel):
     subject_key = CharField(max_length=255, index=True, default="")  # normalised for matching
     status = CharField(max_length=24, index=True, default="new")
     issue_type = CharField(max_length=32, default="unclassified")
+    request_type = CharField(max_length=32, default="")  # seed 001: general inquiry, technical issue, ...
     type_confidence = FloatField(null=True)
     priority = CharField(max_length=16, default="normal")
     team = CharField(default="")
