@@ -267,6 +267,16 @@ class ClassifyConfig:
 
 
 @dataclass(frozen=True)
+class LabelRule:
+    """One [[labels]] rule (seed 002): label new tickets of an organisation, a domain or with a keyword."""
+
+    name: str
+    organization: str = ""
+    domains: tuple[str, ...] = ()
+    keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RoutingRule:
     """One [[routing]] rule: every condition given must hold; the first rule that matches wins."""
 
@@ -305,6 +315,7 @@ class Config:
     sla: SlaConfig = SlaConfig()
     vendor: VendorConfig = VendorConfig()
     links: LinksConfig = LinksConfig()
+    label_rules: tuple[LabelRule, ...] = ()
     threading: ThreadingConfig = ThreadingConfig()
     limits: LimitsConfig = LimitsConfig()
     screen: ScreenConfig = ScreenConfig()
@@ -479,7 +490,7 @@ def _array(data: dict[str, Any], name: str) -> list[_Section]:
 def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     """Validate a TOML document already read into a dict."""
     top = _Section("", data)
-    top.known.update({"imap", "teams", "agents", "organizations", "routing", "assignment"})
+    top.known.update({"imap", "teams", "agents", "organizations", "routing", "assignment", "labels"})
 
     d = _Section("desk", top.get("desk", {}, dict))
     desk = DeskConfig(
@@ -623,6 +634,27 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         sec.finish()
 
     org_names = {o.name for o in organizations}
+    label_rules = []
+    for sec in _array(data, "labels"):
+        name = " ".join(str(sec.get("name", "")).split())[:40]
+        if not name:
+            raise ConfigError(sec.key("name"), "is required")
+        organization = sec.get("organization", "")
+        if organization and organization not in org_names:
+            raise ConfigError(
+                sec.key("organization"), f"{organization!r} is not one of the [[organizations]]"
+            )
+        rule = LabelRule(
+            name=name,
+            organization=organization,
+            domains=tuple(d.lower().lstrip("@") for d in sec.strings("domains", ())),
+            keywords=tuple(k.lower() for k in sec.strings("keywords", ())),
+        )
+        if not (rule.organization or rule.domains or rule.keywords):
+            raise ConfigError(sec.key("name"), "a label rule needs an organization, domains or keywords")
+        label_rules.append(rule)
+        sec.finish()
+
     routing = []
     for sec in _array(data, "routing"):
         team = sec.get("team", "")
@@ -781,6 +813,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         sla=sla,
         vendor=vendor,
         links=links,
+        label_rules=tuple(label_rules),
         threading=threading,
         limits=limits,
         screen=screen,

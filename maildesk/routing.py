@@ -19,7 +19,7 @@ from peewee import fn
 
 from maildesk.clock import naive_utc
 from maildesk.tickets.statuses import OPEN_STATUSES
-from maildesk.tickets.store.models import Agent, Event, Message, Ticket
+from maildesk.tickets.store.models import Agent, Event, Label, Message, Ticket
 
 if TYPE_CHECKING:
     from maildesk.classifier.text import PlainTextModel, TextModel
@@ -79,11 +79,32 @@ def run(ctx: MailContext) -> Verdict:
                     ctx.team_model)  # fmt: skip
     apply(ticket, triage, naive_utc(ctx.now), ctx.sql)
     _request_type(ctx, triage.issue_type)
+    _labels(ctx, text)
     if triage.priority == "urgent":
         from maildesk.respond.notices import alert_team
 
         alert_team(ctx, triage)
     return CONTINUE
+
+
+def _labels(ctx: MailContext, text: str) -> None:
+    """[[labels]] rules (seed 002): by organisation, sender domain or keyword."""
+    mail, ticket = ctx.parsed, ctx.ticket
+    assert mail is not None and ticket is not None
+    sender = mail.sender.email if mail.sender else ""
+    domain = sender.rpartition("@")[2].lower()
+    org = ctx.config.organization_for(sender) if sender else None
+    lowered = text.lower()
+    now = naive_utc(ctx.now)
+    for rule in ctx.config.label_rules:
+        if rule.organization and (org is None or org.name != rule.organization):
+            continue
+        if rule.domains and not any(domain == d or domain.endswith("." + d) for d in rule.domains):
+            continue
+        if rule.keywords and not any(k in lowered for k in rule.keywords):
+            continue
+        Label.create(ticket=ticket, kind="label", value=rule.name, source="rule", created_at=now)
+        Event.create(ticket=ticket, at=now, kind="labelled", detail=f"{rule.name} (rule)", actor="maildesk")
 
 
 def _request_type(ctx: MailContext, issue_type: str) -> None:

@@ -229,3 +229,17 @@ def test_request_types_and_what_they_set_going(team: Desk, tmp_path: Path) -> No
     agent_says(team, tmp_path, "#internal\n#link MD-1\n#request technical", "rt4", "Portal idea")
     assert team.show("MD-1")["priority"] == "high"
     assert team.show("MD-3")["request_type"] == "technical issue"
+
+
+def test_label_rules_label_new_tickets_by_organisation_and_keyword(team: Desk, tmp_path: Path) -> None:
+    rules = '\n[[labels]]\nname = "Key account"\norganization = "Acme Solar"\n'
+    rules += '\n[[labels]]\nname = "EB"\nkeywords = ["energy bridge"]\n'
+    team.config.write_text(team.config.read_text() + rules)
+    opened(team, tmp_path, "Energy Bridge offline", sender="m.keller@acme-solar.example", mid="lb1")
+    opened(team, tmp_path, "Printer jammed", mid="lb2")
+    assert team.show("MD-1")["labels"] == ["Key account", "EB"]
+    assert team.show("MD-2")["labels"] == []
+    bad = team.config.read_text() + '\n[[labels]]\nname = "X"\n'
+    team.config.write_text(bad)
+    result = team.run("tickets", "list")
+    assert result.code == 1 and "labels[2].name" in result.err
