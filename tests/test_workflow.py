@@ -243,3 +243,12 @@ def test_label_rules_label_new_tickets_by_organisation_and_keyword(team: Desk, t
     team.config.write_text(bad)
     result = team.run("tickets", "list")
     assert result.code == 1 and "labels[2].name" in result.err
+
+
+def test_closing_a_ticket_that_waits_on_a_development_ticket_says_so(team: Desk, tmp_path: Path) -> None:
+    opened(team, tmp_path, "Report export misses a column")
+    agent_says(team, tmp_path, "#internal\n#bug https://tracker.example/DEV-9\n#priority low", "dv1")
+    agent_says(team, tmp_path, "#close", "dv2")
+    assert team.show("MD-1")["status"] == "closed"
+    closing = [m for m in to(team, "anna@") if "future release" in m.get_body(("plain",)).get_content()]
+    assert len(closing) == 1 and "tracker.example" not in closing[0].as_string()

@@ -200,14 +200,20 @@ def _resolve(act: Act) -> Outcome:
 
 
 def _close(act: Act) -> Outcome:
+    """`#close`: closed, and the customer told; seed 001's fourth rule when only a development
+    ticket (`#bug`) is left: the change comes with a release."""
+    from maildesk.tickets.store.models import ExternalLink
+
     ticket = act.ticket
     before = ticket.status
     ticket.status, ticket.closed_at, ticket.updated_at = "closed", act.now, act.now
     ticket.waiting_since = None
     ticket.save()
-    return Outcome(
-        True, f"status {before} -> closed", "closing", {"reason": "confirmed", "resolution": act.argument}
-    )
+    waits_on_development = ExternalLink.select().where(ExternalLink.ticket == ticket.id).exists()
+    reason = "development" if waits_on_development else "closed"
+    carries_on = "; the development ticket carries on" if waits_on_development else ""
+    detail = f"status {before} -> closed{carries_on}"
+    return Outcome(True, detail, "closing", {"reason": reason, "resolution": act.argument})
 
 
 def _agent_named(config: Config, name: str, actor: str) -> Agent | None:

@@ -308,6 +308,8 @@ VARIANTS: Final[dict[str, tuple[dict[str, Any], ...]]] = {
         {"reason": "no_answer", "resolution": ""},
         {"reason": "no_information", "resolution": ""},
         {"reason": "confirmed", "resolution": ""},
+        {"reason": "development", "resolution": ""},
+        {"reason": "closed", "resolution": ""},
     ),
     "follow_up": (
         {"attempt": 2, "waiting_for": "confirmation", "deadline": ""},
