@@ -282,15 +282,12 @@ _PHONE = re.compile(
 _PHONE_END = re.compile(r"[\w-]|[.:/]\d")
 _EXTENSION = re.compile(r" ?,? ?(?:ext\.?|extension|x|dw|durchwahl|poste) ?:? ?\d{1,6}(?!\w)")
 _PHONE_LABEL_WORDS = (
-        "phone number", "phone no.", "phone no", "phone", "telephone", "telefonnummer", "telefon",
-        "téléphone",
-        "telephone", "tel.", "tel", "tél.", "tél", "mobile phone", "mobile", "mob.", "mob", "cell phone",
-        "cellphone", "cell", "handy", "natel", "portable", "direct line", "direct", "durchwahl", "intern",
-        "ext.",
-        "ext", "extension", "poste", "call me on", "call me at", "call me under", "reach me on",
-        "reach me at",
-        "reach me under", "my number is", "my phone number is", "my extension is", "erreichbar unter",
-        "joignable au", "au numéro", "au numero",
+    "phone number", "phone no.", "phone no", "phone", "telephone", "telefonnummer", "telefon", "téléphone",
+    "tel.", "tel", "tél.", "tél", "mobile phone", "mobile", "mob.", "mob", "cell phone", "cellphone", "cell",
+    "handy", "natel", "portable", "direct line", "direct", "durchwahl", "intern", "ext.", "ext", "extension",
+    "poste", "call me on", "call me at", "call me under", "reach me on", "reach me at", "reach me under",
+    "my number is", "my phone number is", "my extension is", "erreichbar unter", "joignable au", "au numéro",
+    "au numero",
 )  # fmt: skip
 _PHONE_LABEL = re.compile(
     "(?:" + _words(*_PHONE_LABEL_WORDS) + r")(?![a-zäöüéè])(?: is)? ?[.:|]? ?(?=[+(\d])"
@@ -302,8 +299,8 @@ _EXTENSION_LABELS = ("ext", "extension", "durchwahl", "poste", "intern")
 _LABELLED_NUMBER = re.compile(r"\+?\(?\d[\d ()./-]{0,22}\d|\d")
 _FAX = re.compile(r"(?<![^\W_])(?:fax|telefax|f) ?[.:|]? ?$")
 _NOT_PHONE_BEFORE = re.compile(
-    r"(?:ticket|case|order|invoice|incident|ref|reference|serial|s/n|sn|asset|inventory|po|iban|id|account"
-    r"|employee|personnel|personalnummer|version|build|kb|error|code|port|ip|room|raum|salle)[^\n\d]{0,12}$"
+    r"\b(?:ticket|case|order|invoice|incident|ref|reference|serial|s/n|sn|asset|inventory|po|iban|id|account"
+    r"|employee|personnel|personalnummer|version|build|kb|error|code|port|ip|room|raum|salle)\b[^\n\d]{0,12}$"
 )
 # The desk's own number or a vendor's hotline is not the caller's.
 _SUPPORT_LINE = re.compile(r"support|help ?desk|service ?desk|hotline|helpline|customer service|kundendienst")
@@ -494,10 +491,8 @@ _NUMBERED = re.compile(
 )
 _LEFT_OF_NUMBER = re.compile(
     r"(?:(?:ever since|since|seit dem|seit|depuis le|depuis|dès le|dès|on the|on|am|le|dem|the|at|around"
-    r"|about"
-    r"|approx\.?|approximately|roughly|shortly after|shortly before|just after|um|gegen|vers|à|ca\.?|circa"
-    r"|etwa"
-    r"|kurz nach|kurz vor|environ|aux alentours de|for the past|for the last|vor|il y a) )+$"
+    r"|about|approx\.?|approximately|roughly|shortly after|shortly before|just after|um|gegen|vers|à|ca\.?"
+    r"|circa|etwa|kurz nach|kurz vor|environ|aux alentours de|for the past|for the last|vor|il y a) )+$"
 )
 _DAY_AFTER_TIME = re.compile(r" (?:" + _STRONG_DAY + "|" + "|".join(_WEAK_DAYS) + r")(?![\w'])")
 _OCCURRED_LABEL = re.compile(
@@ -513,9 +508,9 @@ _BEFORE_NOT_PAST = re.compile(
 # "it worked fine last week", "lief gestern noch": when it last worked, not when it broke
 _LAST_GOOD = re.compile(
     r"(?:worked(?: fine| well| ok| normally| perfectly)?|was (?:still )?(?:working|fine|ok|okay)"
-    r"|were (?:still )?"
-    r"(?:working|fine)|lief(?: noch)?|ging(?: noch)?|funktionierte(?: noch)?|fonctionnait(?: encore)?"
-    r"|marchait(?: encore)?) (?:fine |well |normally |noch |encore )?(?:until |till |up to |bis )?$"
+    r"|were (?:still )?(?:working|fine)|lief(?: noch)?|ging(?: noch)?|funktionierte(?: noch)?"
+    r"|fonctionnait(?: encore)?|marchait(?: encore)?) (?:fine |well |normally |noch |encore )?"
+    r"(?:until |till |up to |bis )?$"
 )
 _PAST_CUE = re.compile(
     r"\b(?:was|were|happened|occurred|started|stopped|began|failed|crashed|froze|got|had|did|didn't"
@@ -686,23 +681,12 @@ def _occurred_in(part: _Part) -> str:
 # -- location ----------------------------------------------------------------------------------
 
 _BUILDINGS = (
-    "building",
-    "bldg.",
-    "bldg",
-    "gebäude",
-    "geb.",
-    "haus",
-    "bâtiment",
-    "batiment",
-    "bât.",
-    "trakt",
-    "turm",
-)
+    "building", "bldg.", "bldg", "gebäude", "geb.", "haus", "bâtiment", "batiment", "bât.", "trakt", "turm",
+)  # fmt: skip
 _LETTER_BUILDINGS = ("block", "tower")
 _ROOMS = (
     "meeting room", "conference room", "salle de réunion", "room", "rm.", "rm", "office", "raum", "zimmer",
-    "büro",
-    "buero", "salle", "bureau", "pièce", "lab", "labo", "labor", "besprechungsraum", "sitzungszimmer",
+    "büro", "buero", "salle", "bureau", "pièce", "lab", "labo", "labor", "besprechungsraum", "sitzungszimmer",
 )  # fmt: skip
 _FLOORS = (
     "floor", "stockwerk", "stock", "obergeschoss", "etage", "étage", "erdgeschoss", "untergeschoss",
@@ -720,8 +704,8 @@ _LETTER_RIGHT = re.compile(r" [A-Z]{1,2}(?![\w-])")
 _NAME_LEFT = re.compile(r"(?:(?:the|The|das|dem|im) )?(?:[A-Z][A-Za-z]{1,20}|[A-Z]{1,3}) $")
 _WING_LEFT = re.compile(r"(?:the )?(?:north|south|east|west|new|old|main) $")
 _FLOOR_LEFT = re.compile(
-    r"(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|ground|top"
-    r"|basement) $"
+    r"(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|ground"
+    r"|top|basement) $"
 )
 _FLOOR_RIGHT = re.compile(r" \d{1,2}(?![\w.]|\.\d)")
 _GERMAN_FLOOR_LEFT = re.compile(r"\d{1,2}\. ?$")
@@ -804,25 +788,9 @@ def _location_at(part: _Part, start: int, end: int, word: str) -> tuple[str, int
 
 
 _LOCATION_TRIGGERS = _first_words((*_BUILDINGS, *_LETTER_BUILDINGS, "wing", *_ROOMS, *_FLOORS, *_SITES))
-_LOCATION_LABELS = _first_words(
-    [
-        "location",
-        "room",
-        "building",
-        "office",
-        "floor",
-        "site",
-        "standort",
-        "raum",
-        "gebäude",
-        "ort",
-        "lieu",
-        "salle",
-        "bâtiment",
-        "emplacement",
-        "büro",
-        "bureau",
-    ]
+_LOCATION_LABELS = _wordset(
+    """location room building office floor site standort raum gebäude ort lieu salle bâtiment emplacement
+    büro bureau"""
 )
 
 
@@ -862,35 +830,28 @@ _VAGUE = (
 _DEVICES = (
     "printer", "drucker", "imprimante", "scanner", "laptop", "notebook", "desktop", "computer", "ordinateur",
     "pc", "rechner", "monitor", "bildschirm", "écran", "docking station", "dockingstation", "dock",
-    "keyboard",
-    "tastatur", "clavier", "mouse", "maus", "souris", "headset", "webcam", "projector", "projecteur",
-    "beamer",
-    "desk phone", "ip phone", "conference phone", "badge reader", "card reader", "copier", "photocopier",
-    "mfp",
-    "mailbox", "postfach", "messagerie", "intranet", "tablet", "smartphone",
+    "keyboard", "tastatur", "clavier", "mouse", "maus", "souris", "headset", "webcam", "projector",
+    "projecteur", "beamer", "desk phone", "ip phone", "conference phone", "badge reader", "card reader",
+    "copier", "photocopier", "mfp", "mailbox", "postfach", "messagerie", "intranet", "tablet", "smartphone",
 )  # fmt: skip
-_GERMAN_SUFFIXES = frozenset(
-    {"modul", "seite", "portal", "programm", "system", "drucker", "laufwerk", "server", "anwendung",
-     "software",
-     "datenbank", "formular", "maske", "plattform", "postfach", "rechner"}
-)  # fmt: skip
+_GERMAN_SUFFIXES = _wordset(
+    """modul seite portal programm system drucker laufwerk server anwendung software datenbank formular maske
+    plattform postfach rechner"""
+)
 _GERMAN_SUFFIX_TUPLE = tuple(sorted(_GERMAN_SUFFIXES, key=len, reverse=True))
-_GERMAN_NOUNS = frozenset(
-    {"drucker", "scanner", "laptop", "notebook", "bildschirm", "monitor", "beamer", "rechner", "computer",
-     "pc",
-     "dockingstation", "tastatur", "maus", "intranet", "postfach", "modul", "seite", "anwendung", "programm",
-     "portal", "server", "laufwerk", "software", "applikation"}
-)  # fmt: skip
-_FRENCH_NOUNS = frozenset(
-    {"module", "page", "portail", "application", "logiciel", "serveur", "site", "outil", "plateforme",
-     "formulaire", "imprimante", "scanner", "ordinateur", "écran", "messagerie", "intranet", "clavier",
-     "souris", "projecteur"}
-)  # fmt: skip
+_GERMAN_NOUNS = _wordset(
+    """drucker scanner laptop notebook bildschirm monitor beamer rechner computer pc dockingstation tastatur
+    maus intranet postfach modul seite anwendung programm portal server laufwerk software applikation"""
+)
+_FRENCH_NOUNS = _wordset(
+    """module page portail application logiciel serveur site outil plateforme formulaire imprimante scanner
+    ordinateur écran messagerie intranet clavier souris projecteur"""
+)
 _HEAD = re.compile("(?:" + _words(*_VAGUE, *_DEVICES) + ")")
 _DEVICE_TAIL = re.compile(
-    r" (?P<model>[A-Z0-9][\w-]*\d[\w-]*)?(?: ?(?P<where>(?:on|in) (?:the )?(?:floor \d{1,2}|\d{1,2}(?:st|nd"
-    r"|rd|th)"
-    r" floor|(?:first|second|third|fourth|fifth|ground|top) floor|room [\w.-]{1,10}|meeting room \w+)))?"
+    r" (?P<model>[A-Z0-9][\w-]*\d[\w-]*)?(?: ?(?P<where>(?:on|in) (?:the )?(?:floor \d{1,2}"
+    r"|\d{1,2}(?:st|nd|rd|th) floor|(?:first|second|third|fourth|fifth|ground|top) floor|room [\w.-]{1,10}"
+    r"|meeting room \w+)))?"
 )
 _RIGHT_NAME = re.compile(r" (?:[A-Z][\w-]*\d[\w-]*|[A-Z]{2,}[\w-]*|\"[^\"\n]{1,40}\")(?![\w-])")
 _FRENCH_LEFT = re.compile(r"(?<![\w'])(?:le|la|mon|ma|notre) $|l'$")
@@ -926,21 +887,6 @@ _NEXT_NOT_RESOURCE = re.compile(
     r" (?:desk|administrator|admin|request|ticket|team|support|provider|update|restart|account|level|pack"
     r"|manager|owner|number|call|outage|engineer|technician)\b"
 )
-_PRODUCTS_LOW = re.compile(
-    "(?:"
-    + _words(
-        "vpn", "outlook", "onedrive", "one drive", "sharepoint", "excel", "powerpoint", "ms teams",
-        "microsoft teams", "ms word", "microsoft word", "microsoft edge", "ms access", "microsoft access",
-        "ms project", "dynamics 365", "office 365", "microsoft 365", "m365", "o365", "jira", "confluence",
-        "salesforce", "webex", "citrix", "active directory", "wifi", "wi-fi", "wlan", "eduroam", "moodle",
-        "servicenow", "firefox", "adobe acrobat", "adobe reader", "acrobat reader", "acrobat",
-        "skype for business",
-        "skype", "dropbox", "gitlab", "github", "jenkins", "azure ad", "azure devops", "azure", "okta",
-        "authenticator", "remote desktop", "anyconnect", "globalprotect", "forticlient", "navision", "matlab",
-        "autocad", "photoshop", "spss", "thunderbird", "sap gui", "sap",
-    )
-    + r")(?![\w-])"
-)  # fmt: skip
 _PRODUCTS_CASED = re.compile(
     r"(?:Teams|Zoom|Chrome|Slack|Windows(?: \d{1,2}| XP| Server(?: 20\d\d)?)?|Oracle|Exchange|Workday|Abacus"
     r"|MFA|2FA|SSO|ERP|CRM|LDAP|DNS|DHCP|RDP)(?![\w-])"
@@ -972,8 +918,6 @@ def _head_phrase(part: _Part, start: int, end: int, word: str) -> tuple[int, int
         left = _GERMAN_LEFT.search(low, max(0, start - 8), start)
         if left:
             name = _GERMAN_NAME.match(text, end)
-            if word in ("drucker", "bildschirm", "rechner", "tastatur", "maus", "postfach", "dockingstation"):
-                device = True
             if name or device or word in _DEVICES:
                 return left.start(), (name.end() if name else end), True
             return None
@@ -1033,16 +977,13 @@ _RESOURCE_LABEL = re.compile(
 _URL = re.compile(r"https?://[^\s<>()\[\]\"']{3,200}")
 _PRODUCT_WORDS = (
     "vpn", "outlook", "onedrive", "one drive", "sharepoint", "excel", "powerpoint", "ms teams",
-    "microsoft teams",
-    "ms word", "microsoft word", "microsoft edge", "ms access", "microsoft access", "ms project",
-    "dynamics 365",
-    "office 365", "microsoft 365", "m365", "o365", "jira", "confluence", "salesforce", "webex", "citrix",
-    "active directory", "wifi", "wi-fi", "wlan", "eduroam", "moodle", "servicenow", "firefox",
-    "adobe acrobat",
-    "adobe reader", "acrobat reader", "acrobat", "skype for business", "skype", "dropbox", "gitlab", "github",
-    "jenkins", "azure ad", "azure devops", "azure", "okta", "authenticator", "remote desktop", "anyconnect",
-    "globalprotect", "forticlient", "navision", "matlab", "autocad", "photoshop", "spss", "thunderbird",
-    "sap gui", "sap",
+    "microsoft teams", "ms word", "microsoft word", "microsoft edge", "ms access", "microsoft access",
+    "ms project", "dynamics 365", "office 365", "microsoft 365", "m365", "o365", "jira", "confluence",
+    "salesforce", "webex", "citrix", "active directory", "wifi", "wi-fi", "wlan", "eduroam", "moodle",
+    "servicenow", "firefox", "adobe acrobat", "adobe reader", "acrobat reader", "acrobat",
+    "skype for business", "skype", "dropbox", "gitlab", "github", "jenkins", "azure ad", "azure devops",
+    "azure", "okta", "authenticator", "remote desktop", "anyconnect", "globalprotect", "forticlient",
+    "navision", "matlab", "autocad", "photoshop", "spss", "thunderbird", "sap gui", "sap",
 )  # fmt: skip
 _PRODUCTS_LOW = re.compile("(?:" + _words(*_PRODUCT_WORDS) + r")(?![\w-])")
 _CASED_PRODUCT_WORDS = _wordset(
@@ -1147,10 +1088,9 @@ def _detailed_devices(subject: _Part, body: _Part, head: str) -> Iterator[str]:
 
 _ERROR_WORDS = (
     "error message", "error code", "error text", "errors", "error", "fehlermeldung", "fehlercode",
-    "fehlertext",
-    "fehler", "meldung", "message d'erreur", "code d'erreur", "erreur", "exception", "warning", "warnung",
-    "avertissement", "following message", "this message", "message below", "stop code", "exit code",
-    "event id",
+    "fehlertext", "fehler", "meldung", "message d'erreur", "code d'erreur", "erreur", "exception", "warning",
+    "warnung", "avertissement", "following message", "this message", "message below", "stop code",
+    "exit code", "event id",
 )  # fmt: skip
 _ERROR_TRIGGER = re.compile("(?:" + _words(*_ERROR_WORDS) + ")(?![\\w])")
 _ERROR_TRIGGERS = _first_words(_ERROR_WORDS)
@@ -1188,9 +1128,8 @@ _STRONG_CUE = re.compile(
 )
 _WEAK_CUE = re.compile(
     r"\b(?:says|saying|said|shows|showing|displays|displaying|reads|get|getting|got|receive|receiving"
-    r"|received"
-    r"|appears|pops up|sagt|zeigt|erscheint|kommt|steht|stand|lautet|affiche|indique|apparaît|failed with"
-    r"|fails with|returns|returned|code)\b"
+    r"|received|appears|pops up|sagt|zeigt|erscheint|kommt|steht|stand|lautet|affiche|indique|apparaît"
+    r"|failed with|fails with|returns|returned|code)\b"
 )
 _AFTER_CUE = re.compile(r"[\s,)]{0,3}(?:error|message|fehler\w*|meldung|erreur|warning|pop-?up)\b")
 _NOT_AN_ERROR = re.compile(r"(?:hi|hello|dear|thanks?|regards|best|please|see|attached|n/a|none|-+)\b")
@@ -1346,24 +1285,22 @@ _NOT_FIRST = re.compile(
             r"same (?:problem|issue|error) (?:as (?:before|last)|again)",
             r"this (?:problem|issue|error) again",
             r"is back", r"came back",
-            r"keeps? (?:happening|crashing|failing|freezing|dropping|disconnecting|coming back|losing|asking"
-            r"|restarting|logging|showing|popping|kicking|locking|hanging)",
+            r"keeps? (?:happening|crashing|failing|freezing|dropping|disconnecting|coming back|losing"
+            r"|asking|restarting|logging|showing|popping|kicking|locking|hanging)",
             r"every (?:day|morning|week|few (?:minutes|hours|days))", r"daily", r"several times",
             r"multiple times", r"many times", r"repeatedly", r"recurring", r"recurrent",
             r"intermittent(?:ly)?",
             r"constantly", r"all the time", r"still (?:happening|not working|broken|failing|down)",
             r"already (?:reported|had|happened|opened)", r"as before", r"as last time",
-            r"nicht (?:das |zum )?erste(?:n)? mal", r"schon wieder", r"immer wieder",
-            r"erneut (?:aufgetreten|passiert|ausgefallen|abgestürzt)", r"tritt erneut",
-            r"jeden (?:tag|morgen)",
-            r"täglich", r"ständig", r"mehrmals", r"mehrfach", r"regelmässig", r"regelmäßig",
-            r"bereits gemeldet",
-            r"wieder aufgetreten", r"pas la première fois", r"de nouveau", r"à nouveau",
-            r"encore (?:une fois|arrivé|planté|en panne)", r"tous les (?:jours|matins)",
-            r"chaque (?:jour|matin)",
-            r"plusieurs fois", r"se reproduit", r"récurrent", r"régulièrement",
-            r"the (?:second|third|fourth|fifth|\d(?:nd|rd|th)) time", r"zum (?:zweiten|dritten|\d\.) mal",
-            r"deuxième fois", r"troisième fois", r"quatrième fois",
+            r"the (?:second|third|fourth|fifth|\d(?:nd|rd|th)) time",
+            r"nicht (?:das |zum )?erste(?:n)? mal", r"schon wieder", r"immer wieder", r"tritt erneut",
+            r"erneut (?:aufgetreten|passiert|ausgefallen|abgestürzt)", r"jeden (?:tag|morgen)", r"täglich",
+            r"ständig", r"mehrmals", r"mehrfach", r"regelmässig", r"regelmäßig", r"bereits gemeldet",
+            r"wieder aufgetreten", r"zum (?:zweiten|dritten|\d\.) mal",
+            r"pas la première fois", r"de nouveau", r"à nouveau",
+            r"encore (?:une fois|arrivé|planté|en panne)",
+            r"tous les (?:jours|matins)", r"chaque (?:jour|matin)", r"plusieurs fois", r"se reproduit",
+            r"récurrent", r"régulièrement", r"deuxième fois", r"troisième fois", r"quatrième fois",
         ]
     )
     + r")(?![\w])"
@@ -1377,8 +1314,8 @@ _NOT_FIRST_TRIGGERS = _wordset(
 # "it crashed again", "again today": "again" after a verb of failing, or before a day
 _AGAIN_LEFT = re.compile(
     r"(?:happen\w*|occur\w*|broke|broken|crash\w*|fail\w*|stopped|froze|freez\w*|down|not working"
-    r"|doesn't work"
-    r"|does not work|disconnect\w*|appear\w*|showing up|shows up|popping up|pops up|once|it's|is) $"
+    r"|doesn't work|does not work|disconnect\w*|appear\w*|showing up|shows up|popping up|pops up|once"
+    r"|it's|is) $"
 )
 _AGAIN_RIGHT = re.compile(r"again (?:today|this morning|now|and again)(?![\w])")
 _FIRST = re.compile(
@@ -1387,9 +1324,8 @@ _FIRST = re.compile(
         [
             r"is the (?:very )?first time", r"was the (?:very )?first time", r"s the (?:very )?first time",
             r"for the (?:very )?first time",
-            r"first time (?:this|that|it|i(?:'ve| have)? (?:seen|had|experienced|encountered|noticed|got|get"
-            r"|see"
-            r"|saw)|we(?:'ve| have)? (?:seen|had))",
+            r"first time (?:this|that|it|i(?:'ve| have)? (?:seen|had|experienced|encountered|noticed|got"
+            r"|get|see|saw)|we(?:'ve| have)? (?:seen|had))",
             r"never (?:happened|had (?:this|that|it|any)|seen (?:this|that|it)|occurred|experienced)",
             r"hasn't happened before", r"has not happened before", r"haven't had this before",
             r"have not had this before", r"haven't seen this before", r"didn't happen before",
