@@ -26,6 +26,12 @@ class Case:
     loose: frozenset[str] = field(default_factory=frozenset)
 
 
+H5_HTML = html_to_text(
+    "<p>Dear IT,</p><p>The password reset portal (<a href='https://reset.example.com'>reset.example.com</a>)"
+    ' returns <b>"Invalid token"</b> when I click the link from the e-mail. I tried three times this'
+    " morning.</p><p>Kind regards,<br>Ahmed Khan<br>Mob: +971 50 123 4567</p>"
+)
+
 CASES: dict[str, Case] = {
     "english, signature phone, building and room": Case(
         "Billing module broken",
@@ -382,6 +388,229 @@ CASES: dict[str, Case] = {
         "Hello,\n\nI will be in the office tomorrow at 10:00, could you come by then to set up my second"
         " monitor? Thanks!\n\nKaren\n",
         resource="my second monitor",
+    ),
+    "canon printer, toner message": Case(
+        "Can't print",
+        "Hi,\n\nI can't print to the Canon printer next to the kitchen since Monday morning. The display "
+        'says "Toner low" but we replaced the toner on Friday.\n\nThanks,\nGreg Hall\nMarketing\nTel: +1 '
+        "212 555 0147\n",
+        occurred="since Monday morning",
+        phone="+1 212 555 0147",
+        resource="the Canon printer",
+        errors=("Toner low",),
+    ),
+    "vpn error code in the subject, the last good day": Case(
+        "VPN error 809",
+        "Hello,\n\nWhen connecting to the VPN from home I get error 809 (The network connection between "
+        "your computer and the VPN server could not be established). It worked yesterday. You can call me "
+        "on 07700 900123.\n\nRegards\nPaul\n",
+        phone="07700 900123",
+        resource="VPN",
+        errors=("error 809",),
+    ),
+    "german teams crash since an update": Case(
+        "Teams Absturz",
+        "Hallo\n\nTeams stürzt seit dem Update am Dienstag immer wieder ab, meistens wenn ich den "
+        'Bildschirm teilen will. Fehlermeldung: "Wir haben ein Problem festgestellt".\n\nBeste Grüsse\n'
+        "Laura Fischer\nBüro 3.08\n+41 61 555 77 88\n",
+        occurred="am Dienstag",
+        phone="+41 61 555 77 88",
+        location="Büro 3.08",
+        resource="Teams",
+        errors=("Wir haben ein Problem festgestellt",),
+        first_time=False,
+    ),
+    "french wifi in a named meeting room": Case(
+        "Wifi salle de réunion",
+        "Bonjour,\n\nLe wifi ne fonctionne plus dans la salle de réunion Jura au 1er étage depuis ce matin. "
+        "Plusieurs collègues ont le même problème.\n\nMerci\nSophie\n06 12 34 56 78\n",
+        occurred="depuis ce matin",
+        phone="06 12 34 56 78",
+        location="salle de réunion Jura, 1er étage",
+        resource="Wifi",
+    ),
+    "html password reset portal": Case(
+        "Password reset",
+        H5_HTML,
+        occurred="this morning",
+        phone="+971 50 123 4567",
+        resource="The password reset portal",
+        errors=("Invalid token",),
+    ),
+    "projector in a named building, extension": Case(
+        "Projector broken in lecture hall",
+        "Hi,\n\nThe projector in the Main Building, room G-12 shows no signal from the HDMI input. It "
+        "stopped working during my lecture at 10:00 today.\n\nProf. Ines Weber\nDepartment of Chemistry\n"
+        "Ext. 4412\n",
+        occurred="at 10:00 today",
+        phone="Ext. 4412",
+        location="the Main Building, room G-12",
+        resource="Projector",
+    ),
+    "a disclaimer's phone is not the caller's": Case(
+        "Shared drive access",
+        'Hello,\n\nSince Tuesday I no longer see the S: drive on my laptop. Windows says "The network path '
+        'was not found" (0x80070035).\n\nBest,\nLiam\n\nCONFIDENTIALITY NOTICE: This e-mail is intended '
+        "only for the addressee. If you are not the intended recipient, please delete it. Call +1 800 555 "
+        "0100 for questions.\n",
+        occurred="Since Tuesday",
+        resource="the S: drive",
+        errors=(
+            "The network path was not found",
+            "0x80070035",
+        ),
+        loose=frozenset({"resource"}),
+    ),
+    "outlook keeps asking, iphone": Case(
+        "Outlook asking for password again",
+        "Outlook keeps asking for my password every few minutes since this afternoon. Super annoying.\n\n"
+        "Sent from my iPhone",
+        occurred="since this afternoon",
+        resource="Outlook",
+        first_time=False,
+    ),
+    "german projector, room and building": Case(
+        "Beamer defekt",
+        "Guten Tag\n\nDer Beamer im Sitzungszimmer 2.17 (Gebäude A) zeigt nur noch ein blaues Bild. Könnten "
+        "Sie bitte jemanden vorbeischicken?\n\nFreundliche Grüsse\nMarkus Huber\nTel. 031 555 44 22\n",
+        phone="031 555 44 22",
+        location="Sitzungszimmer 2.17, Gebäude A",
+        resource="Beamer",
+    ),
+    "sap message with a quoted text": Case(
+        "Error when posting invoice",
+        'Hi SAP team,\n\nPosting invoice 5100023456 in transaction MIRO fails with message F5 702 "Balance '
+        'in transaction currency". This happened for the first time today around 2pm.\n\nThanks\nOlga\n',
+        occurred="today around 2pm",
+        resource="SAP",
+        errors=("Balance in transaction currency",),
+        first_time=True,
+    ),
+    "web form with labelled lines": Case(
+        "Web form: IT issue",
+        "Name: Chen Wei\nEmail: chen.wei@example.org\nPhone: 0044 20 7946 0011\nBuilding: North Wing\nRoom: "
+        "214\nSystem: Moodle\nDescription: Course page shows a blank screen since the upgrade on Sunday.\n"
+        "First occurrence: yes\n",
+        occurred="on Sunday",
+        phone="0044 20 7946 0011",
+        location="North Wing, 214",
+        resource="Moodle",
+        first_time=True,
+    ),
+    "a room number is not a date": Case(
+        "New laptop - docking station",
+        "Hi,\n\nmy new laptop (ThinkPad T14) does not charge on the docking station on my desk in room "
+        "5.03. It has never worked since I got it last week.\n\nBest regards,\nNoah\n",
+        occurred="last week",
+        location="room 5.03",
+        resource="laptop",
+    ),
+    "french hr portal, date since": Case(
+        "Accès refusé au portail RH",
+        "Bonjour,\n\nDepuis le 3 novembre, je n'arrive plus à me connecter au portail RH : message d'erreur "
+        "« Accès refusé (code 403) ». C'est la deuxième fois ce mois-ci.\n\nBien cordialement,\nClaire "
+        "Morel\nBâtiment D, bureau 104\nTél. +33 1 44 55 66 77\n",
+        occurred="Depuis le 3 novembre",
+        phone="+33 1 44 55 66 77",
+        location="Bâtiment D, bureau 104",
+        resource="portail RH",
+        errors=("Accès refusé (code 403)",),
+        first_time=False,
+    ),
+    "a question with nothing to record": Case(
+        "Question",
+        "Hi,\n\nwho do I talk to about getting a second screen? Thanks!\n\nJo\n",
+        resource="second screen",
+    ),
+    "a forwarded bounce holds the error": Case(
+        "Fw: Undeliverable: Project update",
+        "Hi, all my mails to the partner company bounce since yesterday, see below.\n\n---------- Forwarded "
+        "message ---------\nFrom: Mail Delivery System <MAILER-DAEMON@example.com>\nDate: Tue, 3 Nov 2026 "
+        "at 08:12\nSubject: Undeliverable: Project update\n\n550 5.7.1 Recipient address rejected: Access "
+        "denied\n",
+        occurred="since yesterday",
+        errors=("550 5.7.1 Recipient address rejected: Access denied",),
+    ),
+    "german network drive": Case(
+        "Laufwerk H: nicht verbunden",
+        'Hallo IT,\n\nseit heute früh ist mein Netzlaufwerk H: nicht mehr verbunden. Beim Klick kommt "Auf '
+        'H:\\ kann nicht zugegriffen werden". Gestern ging noch alles.\n\nDanke und Gruss\nFelix Wagner\n'
+        "Telefon +49 (0)89 1234 5678\n",
+        occurred="seit heute früh",
+        phone="+49 (0)89 1234 5678",
+        resource="Netzlaufwerk H:",
+        errors=("Auf H:\\ kann nicht zugegriffen werden",),
+        loose=frozenset({"resource"}),
+    ),
+    "zoom room, us cell number": Case(
+        "Zoom Room freezing",
+        "Hey team - the Zoom Room in Conference Room 3B keeps freezing during calls, third time this week. "
+        "Can someone take a look before the 2pm board meeting? My cell is 415-555-0132.\n\n-Dana",
+        phone="415-555-0132",
+        location="Conference Room 3B",
+        resource="Zoom Room",
+        first_time=False,
+    ),
+    "jira bad gateway since a time": Case(
+        "Jira down?",
+        "Jira returns 502 Bad Gateway for everyone on our floor (3rd floor, Building 2) since 08:45. "
+        "Screenshot attached.\n\nThanks,\nRiya\n+91 98765 43210\n",
+        occurred="since 08:45",
+        phone="+91 98765 43210",
+        location="3rd floor, Building 2",
+        resource="Jira",
+        errors=("502 Bad Gateway",),
+    ),
+    "an access request with a future date and an employee id": Case(
+        "Meeting room booking system",
+        "Hello,\n\nCould you please give me access to the meeting room booking system? I need to book rooms "
+        "for the workshop on 12.12.2026. My employee ID is 00482213.\n\nThank you,\nTimo\n",
+        resource="meeting room booking system",
+        loose=frozenset({"resource"}),
+    ),
+    "reply above a quoted request for information": Case(
+        "Re: [MD-2001] Printer not working",
+        'Hi,\n\nit\'s the Xerox printer on the 2nd floor, it shows "Error 016-720". It started this '
+        "morning.\n\nBest,\nIvan\n\nOn Tue, 3 Nov 2026 at 10:02, Example Support <support@example.com> "
+        "wrote:\n> Dear Ivan, could you tell us which printer and since when? Customer support phone: 3080\n",
+        occurred="this morning",
+        location="2nd floor",
+        resource="the Xerox printer on the 2nd floor",
+        errors=("Error 016-720",),
+    ),
+    "french short mobile": Case(
+        "Écran noir",
+        "Mon écran reste noir depuis 9h ce matin. Envoyé de mon iPhone",
+        occurred="depuis 9h ce matin",
+        resource="Écran",
+    ),
+    "dotnet exception, several times": Case(
+        "Report export crash",
+        "Hi,\n\nExporting the Q3 report to Excel crashes the finance dashboard with:\n\n"
+        "System.OutOfMemoryException: Exception of type 'System.OutOfMemoryException' was thrown.\n   at "
+        "Finance.Export.Run()\n\nThis has happened several times since the last release.\n\nCheers\nMo\n",
+        resource="the finance dashboard",
+        errors=("System.OutOfMemoryException: Exception of type 'System.OutOfMemoryException' was thrown",),
+        first_time=False,
+        loose=frozenset({"resource"}),
+    ),
+    "german sap locked user": Case(
+        "SAP Login",
+        "Guten Tag, seit heute Vormittag kann ich mich nicht mehr im SAP anmelden, es erscheint die Meldung "
+        '"Benutzer ist gesperrt". Bitte rufen Sie mich unter 044 555 12 12 an. Gruss, Andrea',
+        occurred="seit heute Vormittag",
+        phone="044 555 12 12",
+        resource="SAP",
+        errors=("Benutzer ist gesperrt",),
+    ),
+    "every morning, past two weeks": Case(
+        "Slow login",
+        "Good morning,\n\nEvery morning at 8am my PC takes 15 minutes to log in. This has been going on for "
+        "the past two weeks.\n\nRegards,\nSven Olsen\nOffice 7.21, Tower B\n",
+        occurred="for the past two weeks",
+        location="Office 7.21, Tower B",
+        resource="my PC",
+        first_time=False,
     ),
 }
 

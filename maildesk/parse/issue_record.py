@@ -86,6 +86,7 @@ _MAX_SUBJECT = 500
 _MAX_ERRORS = 5
 _MAX_ERROR_LEN = 300
 _MAX_VALUE = 80
+_NOTHING = frozenset({"", "n/a", "na", "-", "--", "none", "?", "unknown", "keine", "aucun"})
 
 # One character for one, so positions found in the normalised text slice the original.
 _NORMALISE = str.maketrans(
@@ -156,9 +157,10 @@ class _Part:
     the whole text, so this is what keeps a mail well under a millisecond.
     """
 
-    __slots__ = ("_digits", "_positions", "_spaced", "_words", "low", "text")
+    __slots__ = ("_digits", "_positions", "_spaced", "_words", "low", "signature", "text")
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, *, signature: bool = False) -> None:
+        self.signature = signature
         self.text = text.translate(_NORMALISE)
         low = self.text.lower()
         if len(low) != len(self.text):  # "İ" lowers to two characters; keep such letters as they are
@@ -313,8 +315,11 @@ def _phone_ok(part: _Part, start: int, end: int, *, labelled: bool) -> bool:
     before = part.low[max(0, start - 30) : start]
     if _FAX.search(before) or _NOT_PHONE_BEFORE.search(before) or _DATE_SHAPE.search(candidate):
         return False
-    if _SUPPORT_LINE.search(part.line(start, end)):
+    line = part.line(start, end)
+    if _SUPPORT_LINE.search(line):
         return False
+    if part.signature and sum(any(ch.isalpha() for ch in word) for word in line.split()) >= _LONG_LINE_WORDS:
+        return False  # a disclaimer's "call +1 800 ..." below the name is not the caller's
     if labelled:
         return 3 <= digits <= 15
     if not 8 <= digits <= 15:
@@ -515,9 +520,8 @@ _LAST_GOOD = re.compile(
 _PAST_CUE = re.compile(
     r"\b(?:was|were|happened|occurred|started|stopped|began|failed|crashed|froze|got|had|did|didn't"
     r"|couldn't|could not|wasn't|weren't|noticed|received|tried|saw|appeared|went|lost|broke|died"
-    r"|error|issue|problem|since|worked|working|hat|hatte|war|wurde|ging|konnte|habe|ist \w+ (?:ge\w+|\w+t)"
-    r"|aufgetreten|ausgefallen|abgestürzt|fehler|a eu|j'ai|n'a|n'ai|s'est|était|erreur|problème"
-    r"|panne|planté)\b"
+    r"|since|worked|working|hat|hatte|war|wurde|ging|konnte|habe|ist \w+ (?:ge\w+|\w+t)"
+    r"|aufgetreten|ausgefallen|abgestürzt|a eu|j'ai|n'a|n'ai|s'est|était|planté)\b"
 )
 _FUTURE_CUE = re.compile(
     r"\b(?:will|shall|going to|tomorrow|next|until|till|deadline|due|expires?|scheduled|planned|meeting"
@@ -551,6 +555,10 @@ def _sentence(low: str, start: int, end: int) -> str:
         head = match.end()
     tail = _SENTENCE_END.search(low, end, end + 200)
     return low[head : tail.start() if tail else min(len(low), end + 200)]
+
+
+_SINCE_BEFORE = re.compile(r"\b(?:since|seit|depuis)\b[^.,;:!?\n]{0,30}$")
+_YEARLESS = re.compile(r"\d{1,2}[./]\d{1,2}[./]?(?!\d)")
 
 
 def _valid_date(value: str) -> bool:
@@ -632,6 +640,8 @@ def _numbered_occurrence(part: _Part, start: int) -> tuple[int, int, bool] | Non
         )
     if not _valid_date(match.group()):
         return None
+    if not prefix and _YEARLESS.match(match.group()):
+        return None  # "room 5.03." or "version 2.1." unless "am 2.11." or "since 3.11."
     return start - len(prefix), end, since
 
 
@@ -670,6 +680,8 @@ def _occurred_in(part: _Part) -> str:
             continue
         if _LAST_GOOD.search(part.low, max(0, start - 30), start):
             continue
+        if not strong and _SINCE_BEFORE.search(part.low, max(0, start - 40), start):
+            strong = True  # "since the update on Tuesday", "seit dem Update am Dienstag"
         if not strong:
             sentence = _sentence(part.low, start, end)
             if not _PAST_CUE.search(sentence) or _FUTURE_CUE.search(sentence):
@@ -722,7 +734,7 @@ _LOCATION_LABEL = re.compile(
 )
 _NOT_NAMES = _wordset(
     """a an and any at booking but camera client company confluence construction customer display every
-    external for home in internal internet intranet is it jira job main my new of office old on or our
+    external for home in internal internet intranet is it jira job my new of office old on or our
     phone project remote same screen share sharepoint team teams test that the this to web your"""
 )
 _NOT_ROOM_IDS = re.compile(r"365|20[0-3]\d|19\d\d|\d{5,}")
@@ -795,13 +807,16 @@ _LOCATION_LABELS = _wordset(
 
 
 def _location(written: Iterable[_Part], signature: _Part) -> str:
-    """A labelled line, else the building, floor, room and site named (in the signature if nowhere else)."""
+    """Labelled lines, else the building, floor, room and site named (in the signature if nowhere else)."""
     for group in (tuple(written), (signature,)):
-        for part in group:
-            for label in _labelled(part, _LOCATION_LABELS, _LOCATION_LABEL):
-                value = _flat(part.text[label.start("value") : label.end("value")]).strip(" *_|")
-                if any(ch.isalnum() for ch in value) and value.lower() not in ("n/a", "na", "none", "-"):
-                    return value[:_MAX_VALUE]
+        labelled = [
+            _flat(part.text[label.start("value") : label.end("value")]).strip(" *_|")
+            for part in group
+            for label in _labelled(part, _LOCATION_LABELS, _LOCATION_LABEL)
+        ]
+        labelled = [value for value in labelled if value.lower() not in _NOTHING and _has_alnum(value)]
+        if labelled:  # "Building: North Wing" and "Room: 214" on lines of their own
+            return ", ".join(labelled)[:_MAX_VALUE]
         pieces: dict[str, str] = {}  # the first of each kind, in the order written
         for part in group:
             last_end = -1
@@ -816,6 +831,10 @@ def _location(written: Iterable[_Part], signature: _Part) -> str:
         if pieces:
             return ", ".join(pieces.values())[:_MAX_VALUE]
     return ""
+
+
+def _has_alnum(value: str) -> bool:
+    return any(ch.isalnum() for ch in value)
 
 
 # -- resource ----------------------------------------------------------------------------------
@@ -873,14 +892,25 @@ _STOP = _wordset(
     main many me mein meine mes mit mobile mon more morning most much my need needed needs never new no
     nor nos not notre now of off old on once one only open opened opening or other our out personal
     please plugged print private problem problems reach reaching reboot rebooted rebooting reinstalled
-    replaced replacing request reset resetting restart restarted restarting right running same saving
+    replaced replacing request resetting restart restarted restarting right running same saving
     scan see seem seems sending set setting setup share she should sign signed since so some start
     starting still submitting switched switching than thank thanks that the their them then there these
     they this those through to today too tried try trying turned turning twice un une unplugged unser
     unsere up update updated updating uploading us use used using very via visit von want wants was
     wasn't we were what when whenever where which while white whole whose will with without won't work
     worked working works would wrong yesterday you your zum zur
-    damaged faulty defective slow problème probleme panne souci störung defekt defekter defekte kaputt"""
+    damaged faulty defective slow problème probleme panne souci störung defekt defekter defekte kaputt
+    pm delete remove generate create add change expire attach attached provide grant give send receive
+    move copy restore approve submit upload download book cancel extend renew enable disable activate
+    deactivate assign unlock lock allow deny migrate transfer sync seeing having monday tuesday wednesday
+    thursday friday saturday sunday january february march april june july august september october
+    november december au aux à du en dans sur pour avec par chez vers et in für bei vom beim ins und"""
+)
+_ING_NOUNS = _wordset(
+    """accounting billing booking building conferencing computing clearing hosting invoicing learning
+    logging mailing marketing meeting messaging monitoring networking onboarding parking planning printing
+    processing purchasing recording reporting routing scheduling sharing shipping staging streaming testing
+    ticketing timekeeping tracking trading training banking"""
 )
 _DETERMINERS = frozenset({"the", "my", "our", "your", "their", "this", "that"})
 _NEXT_NOT_RESOURCE = re.compile(
@@ -888,8 +918,8 @@ _NEXT_NOT_RESOURCE = re.compile(
     r"|manager|owner|number|call|outage|engineer|technician)\b"
 )
 _PRODUCTS_CASED = re.compile(
-    r"(?:Teams|Zoom|Chrome|Slack|Windows(?: \d{1,2}| XP| Server(?: 20\d\d)?)?|Oracle|Exchange|Workday|Abacus"
-    r"|MFA|2FA|SSO|ERP|CRM|LDAP|DNS|DHCP|RDP)(?![\w-])"
+    r"(?:Teams|Zoom(?: Rooms?)?|Chrome|Slack|Windows(?: \d{1,2}| XP| Server(?: 20\d\d)?)?|Oracle|Exchange"
+    r"|Workday|Abacus|MFA|2FA|SSO|ERP|CRM|LDAP|DNS|DHCP|RDP)(?![\w-])"
 )
 
 
@@ -947,6 +977,17 @@ def _head_phrase(part: _Part, start: int, end: int, word: str) -> tuple[int, int
         modifiers += 1
         index -= 1
     determiner = index >= 0 and tokens[index].group() in _DETERMINERS
+    if modifiers == 3 and not (determiner or device):
+        index += 1  # "order tutorial administrator phone": a long run without "the" is rarely one name
+        modifiers -= 1
+    # "tried seeing approvals report": an -ing word leads the phrase only if it is a known noun
+    # ("billing", "booking") or follows a determiner
+    while modifiers and not determiner:
+        leading = tokens[index + 1].group()
+        if not leading.endswith("ing") or leading in _ING_NOUNS:
+            break
+        index += 1
+        modifiers -= 1
     phrase_end = end
     if device:
         tail = _DEVICE_TAIL.match(text, end)
@@ -1056,7 +1097,7 @@ def _resource(subject: _Part, body: _Part) -> str:
     for part in (subject, body):
         for label in _labelled(part, _RESOURCE_LABELS, _RESOURCE_LABEL):
             value = _flat(part.text[label.start("value") : label.end("value")]).strip(" *_|")
-            if value.lower() not in ("n/a", "na", "-", "none", "?") and any(ch.isalnum() for ch in value):
+            if value.lower() not in _NOTHING and _has_alnum(value):
                 return value[:_MAX_VALUE]
     # the subject sums the mail up, so its first mention wins; then the body's
     for part in (subject, body):
@@ -1112,6 +1153,7 @@ _HTTP_STATUS = re.compile(
     r"[45]\d\d (?:Not Found|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out|Forbidden"
     r"|Unauthorized|Bad Request)(?![\w-])"
 )
+_SMTP_STATUS = re.compile(r"[45]\d\d[ -][45]\.\d{1,3}\.\d{1,3}(?![\w.])")
 _EXCEPTION = re.compile(r"(?:Exception|Error|Fault)(?![\w])")
 _QUOTE_OPEN = re.compile("[\"“„«‹']")
 _QUOTE_CLOSE = {
@@ -1204,6 +1246,9 @@ def _error_spans(part: _Part) -> list[tuple[int, int]]:
             if low.startswith(": ", end):  # "ORA-12154: TNS:could not resolve ..."
                 end = _value_end(part, code.start(), end)
             spans.append((code.start(), end))
+    for position in part.digit_starts:  # a bounce: "550 5.7.1 Recipient address rejected: Access denied"
+        if low[position] in "45" and _SMTP_STATUS.match(low, position):
+            spans.append((position, _line_end(low, position)))
     exceptions = _EXCEPTION.finditer(text) if "xception" in low or "rror" in low or "fault" in low else ()
     for match in exceptions:
         first = match.start()
@@ -1287,8 +1332,13 @@ _NOT_FIRST = re.compile(
             r"is back", r"came back",
             r"keeps? (?:happening|crashing|failing|freezing|dropping|disconnecting|coming back|losing"
             r"|asking|restarting|logging|showing|popping|kicking|locking|hanging)",
-            r"every (?:day|morning|week|few (?:minutes|hours|days))", r"daily", r"several times",
-            r"multiple times", r"many times", r"repeatedly", r"recurring", r"recurrent",
+            r"every (?:day|morning|week|few (?:minutes|hours|days))", r"daily basis", r"on a daily basis",
+            *(
+                verb + r" (?:several|multiple|many|numerous|a few|two|three|\d+) times"
+                for verb in ("happened", "happens", "occurred", "occurs", "crashed", "crashes", "failed",
+                             "fails")
+            ),
+            r"repeatedly", r"recurring", r"recurrent",
             r"intermittent(?:ly)?",
             r"constantly", r"all the time", r"still (?:happening|not working|broken|failing|down)",
             r"already (?:reported|had|happened|opened)", r"as before", r"as last time",
@@ -1307,14 +1357,15 @@ _NOT_FIRST = re.compile(
 )  # fmt: skip
 _NOT_FIRST_TRIGGERS = _wordset(
     """all already as bereits came chaque constantly daily de deuxième encore erneut every had happened
-    immer intermittent intermittently is jeden keep keeps many mehrfach mehrmals multiple nicht not pas
-    plusieurs quatrième recurrent recurring regelmässig regelmäßig repeatedly récurrent régulièrement
-    same schon se several still ständig t the this tous tritt troisième täglich wieder zum à"""
+    happens occurred occurs crashed crashes failed fails immer intermittent intermittently is jeden keep
+    keeps mehrfach mehrmals nicht not on pas plusieurs quatrième recurrent recurring regelmässig regelmäßig
+    repeatedly récurrent régulièrement same schon se still ständig t the this tous tritt troisième täglich
+    wieder zum à"""
 )
 # "it crashed again", "again today": "again" after a verb of failing, or before a day
 _AGAIN_LEFT = re.compile(
     r"(?:happen\w*|occur\w*|broke|broken|crash\w*|fail\w*|stopped|froze|freez\w*|down|not working"
-    r"|doesn't work|does not work|disconnect\w*|appear\w*|showing up|shows up|popping up|pops up|once"
+    r"|doesn't work|does not work|disconnect\w*|appear\w*|showing up|shows up|popping up|pops up"
     r"|it's|is) $"
 )
 _AGAIN_RIGHT = re.compile(r"again (?:today|this morning|now|and again)(?![\w])")
@@ -1390,6 +1441,17 @@ def extract(subject: str, text: str) -> IssueRecord:
         return IssueRecord()
 
 
+_FORWARD_HINTS = (
+    "forward",
+    "weitergeleitet",
+    "transféré",
+    "transfere",
+    "réexpédié",
+    "reenviado",
+    "inoltrato",
+)
+
+
 def _prepare(text: str) -> str:
     text = text[:_MAX_INPUT].replace("\r\n", "\n").replace("\r", "\n")
     if "&" in text and ";" in text:
@@ -1400,14 +1462,23 @@ def _prepare(text: str) -> str:
 def _extract(subject_text: str, text: str) -> IssueRecord:
     subject_line = _prepare(subject_text[:_MAX_SUBJECT]).replace("\n", " ")
     subject = _Part(_SUBJECT_PREFIX.sub("", subject_line).strip())
-    body_text, signature_text = _split_signature(strip_quotes(_prepare(text))[:_MAX_BODY])
+    prepared = _prepare(text)
+    own = strip_quotes(prepared)
+    body_text, signature_text = _split_signature(own[:_MAX_BODY])
     body = _Part(body_text)
-    signature = _Part(signature_text)
+    signature = _Part(signature_text, signature=True)
+    error_parts = [subject, body]
+    if any(hint in prepared.lower() for hint in _FORWARD_HINTS):
+        # "see below": the forwarded bounce or alert is new to the desk and holds the error itself;
+        # only its error messages are taken, its dates and phones are someone else's
+        with_forwards = strip_quotes(prepared, keep_forwards=True)
+        if len(with_forwards) > len(own):
+            error_parts.append(_Part(with_forwards[:_MAX_BODY]))
     return IssueRecord(
         occurred=_occurred((subject, body)),
         phone=_phone((body, signature)),
         location=_location((subject, body), signature),
         resource=_resource(subject, body),
-        errors=_errors((subject, body)),
+        errors=_errors(error_parts),
         first_time=_first_time((subject, body)),
     )
