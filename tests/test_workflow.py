@@ -252,3 +252,23 @@ def test_closing_a_ticket_that_waits_on_a_development_ticket_says_so(team: Desk,
     assert team.show("MD-1")["status"] == "closed"
     closing = [m for m in to(team, "anna@") if "future release" in m.get_body(("plain",)).get_content()]
     assert len(closing) == 1 and "tracker.example" not in closing[0].as_string()
+
+
+def test_the_issue_record_is_kept_and_only_missing_details_are_asked_for(team: Desk, tmp_path: Path) -> None:
+    body = (
+        "Hello,\n\nsince this morning around 9 the billing module shows "
+        '"Error 500: Internal Server Error" when I open an invoice.\n\nAnna Berg\nPhone +41 44 123 45 67'
+    )
+    (tmp_path / "ir1.eml").write_bytes(
+        make_mail(subject="Invoices fail to open", body=body, message_id="ir1@c.example")
+    )
+    team.ingest(tmp_path / "ir1.eml", now="2026-11-02T09:00:00Z")
+    record = team.show("MD-1")["issue_record"]
+    assert record["phone"] == "+41 44 123 45 67"
+    assert record["errors"] and "Error 500" in record["errors"][0]
+    assert record["occurred"] and record["resource"]
+    agent_says(team, tmp_path, "#needinfo", "ir2")
+    (asked,) = [m for m in to(team, "anna@") if m["Subject"].startswith("Re:")]
+    text = asked.get_body(("plain",)).get_content()
+    assert "phone" not in text.lower()  # we have it
+    assert "building" in text.lower()  # we do not

@@ -425,7 +425,11 @@ def _label(act: Act) -> Outcome:
 
 
 def _needinfo(act: Act) -> Outcome:
-    items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()] or list(ISSUE_RECORD)
+    from maildesk.tickets.issue_records import stored
+
+    # seed 003: ask only for what the customer's mails have not told us yet
+    items = [i.strip() for i in re.split(r"[;,]", act.argument) if i.strip()]
+    items = items or stored(act.ticket).missing() or list(ISSUE_RECORD)
     ticket = act.ticket
     ticket.status, ticket.updated_at, ticket.waiting_since = AWAITING_CUSTOMER, act.now, act.now
     ticket.save()

@@ -35,6 +35,7 @@ from maildesk.respond import relay
 from maildesk.respond.notices import agents_for, notify_agents
 from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.overflow import dispatch
+from maildesk.tickets.issue_records import stored
 from maildesk.tickets.statuses import AWAITING_CUSTOMER, OPEN_STATUSES, OWED, RESOLVED
 from maildesk.tickets.store.fast import Statements
 from maildesk.tickets.store.models import Contact, Event, OutboundMail, SlaMark, Ticket
@@ -489,7 +490,12 @@ class _Rules:
                 self.ticket,
                 self.config,
                 "follow_up",
-                {"attempt": 2, "waiting_for": "information", "missing": [], "deadline": ""},
+                {
+                    "attempt": 2,
+                    "waiting_for": "information",
+                    "missing": stored(self.ticket).missing(),
+                    "deadline": "",
+                },
                 now=self.at,
                 agent_name="",
                 kind="notification",

@@ -20,6 +20,7 @@ from maildesk.clock import naive_utc
 from maildesk.sla.confirm import is_confirmation
 from maildesk.subjects import strip_prefixes, subject_key
 from maildesk.tickets.directory import contact_for
+from maildesk.tickets.issue_records import gather
 from maildesk.tickets.store.models import (
     Attachment,
     Contact,
@@ -173,6 +174,12 @@ def record(ctx: MailContext) -> Verdict:
         events.append(_event(ticket, now, verdict.kind, "; ".join(verdict.reasons)[:2000]))
     if ctx.bounce is not None:
         events.extend(_bounced(ctx.bounce, ticket, now))
+    if kind == "customer":
+        learned = gather(ticket, mail.subject, mail.new_text)
+        if learned:
+            if ctx.new_ticket:
+                ctx.sql.execute("ticket-record", _ticket_record, [ticket.issue_record, ticket.id])
+            events.append(_event(ticket, now, "issue_record", f"learned {', '.join(learned)}"))
     for event in events:
         ctx.sql.insert(Event, event)
 
@@ -205,6 +212,10 @@ def _ticket_by_id(_: int) -> Any:
 
 def _participants(_: int) -> Any:
     return TicketParticipant.select(TicketParticipant.contact).where(TicketParticipant.ticket == 0)
+
+
+def _ticket_record() -> Any:
+    return Ticket.update(issue_record="").where(Ticket.id == 0)
 
 
 def _touch_ticket() -> Any:

@@ -25,6 +25,12 @@ from maildesk.tickets.store.models import (
 )
 
 
+def _record(ticket: Ticket) -> dict[str, object]:
+    from maildesk.tickets.issue_records import stored
+
+    return stored(ticket).as_dict()
+
+
 def iso(value: datetime | str | None) -> str | None:
     """UTC time as ISO 8601 with a Z, as every JSON time maildesk prints."""
     if value is None:
@@ -91,6 +97,7 @@ def summary(ticket: Ticket, config: Config, message_count: int | None = None) ->
         "status": ticket.status,
         "issue_type": ticket.issue_type,
         "request_type": ticket.request_type or None,
+        "issue_record": _record(ticket),
         "type_confidence": ticket.type_confidence,
         "priority": ticket.priority,
         "team": ticket.team or None,

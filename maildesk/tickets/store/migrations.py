@@ -99,6 +99,17 @@ def _request_type(database: Database) -> None:
         migrate(migrator.add_column(table, "request_type", models.Ticket.request_type))
 
 
+def _issue_record(database: Database) -> None:
+    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
+
+    table = models.Ticket._meta.table_name
+    if "issue_record" not in {column.name for column in database.get_columns(table)}:
+        migrator = (
+            SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
+        )
+        migrate(migrator.add_column(table, "issue_record", models.Ticket.issue_record))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
@@ -107,6 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (5, "links to development tickets", _external_links),
     (6, "statuses named as in the procedures", _statuses),
     (7, "request type beside the issue type", _request_type),
+    (8, "the issue record the customer's mail gives", _issue_record),
 )
 
 

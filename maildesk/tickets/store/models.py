@@ -121,6 +121,7 @@ class Ticket(BaseModel):
     status = CharField(max_length=24, index=True, default="new")
     issue_type = CharField(max_length=32, default="unclassified")
     request_type = CharField(max_length=32, default="")  # seed 001: general inquiry, technical issue, ...
+    issue_record = TextField(default="{}")  # seed 003: what the customer's mail told us (JSON)
     type_confidence = FloatField(null=True)
     priority = CharField(max_length=16, default="normal")
     team = CharField(default="")
