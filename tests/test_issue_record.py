@@ -391,6 +391,23 @@ CASES: dict[str, Case] = {
         occurred="since 2 hours",
         resource="SAP GUI",
     ),
+    "a gateway's external-sender banner is no error; retries say nothing about recurrence": Case(
+        "Moodle login",
+        "CAUTION: This email originated from outside the organization. Do not click links unless you"
+        " recognize the sender.\n\nHi,\nI tried several times to log in to Moodle this morning, it always"
+        ' says "Invalid login, please try again".\n\nThanks\nMia\n',
+        occurred="this morning",
+        resource="Moodle",
+        errors=("Invalid login, please try again",),
+    ),
+    "an office phone and a web site in the signature are no location": Case(
+        "Printer",
+        "Hi, the printer is broken since Monday.\nBest regards\nAnna\nOffice: +41 44 123 45 67\n"
+        "Site: www.acme.example\n",
+        occurred="since Monday",
+        phone="+41 44 123 45 67",
+        resource="Printer",
+    ),
     "future plans are not the occurrence": Case(
         "Visit",
         "Hello,\n\nI will be in the office tomorrow at 10:00, could you come by then to set up my second"

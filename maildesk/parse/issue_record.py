@@ -759,7 +759,8 @@ _LOCATION_LABEL = re.compile(
 _NOT_NAMES = _wordset(
     """a an and any at booking but camera client company confluence construction customer display every
     external for home in internal internet intranet is it jira job my new of office old on or our
-    phone project remote same screen share sharepoint team teams test that the this to web your"""
+    phone project remote same screen share sharepoint team teams test that the this to web your production
+    staging development demo partner vendor support help knowledge download landing login"""
 )
 # capitalised words after "building" that are not its name
 _NOT_PLACE_NAMES = _wordset(
@@ -859,7 +860,7 @@ def _location(written: Iterable[_Part], signature: _Part) -> str:
             for part in group
             for label in _labelled(part, _LOCATION_LABELS, _LOCATION_LABEL)
         ]
-        labelled = [value for value in labelled if value.lower() not in _NOTHING and _has_alnum(value)]
+        labelled = [value for value in labelled if _is_place(value)]
         if labelled:  # "Building: North Wing" and "Room: 214" on lines of their own
             return ", ".join(labelled)[:_MAX_VALUE]
         pieces: dict[str, str] = {}  # the first of each kind, in the order written
@@ -876,6 +877,21 @@ def _location(written: Iterable[_Part], signature: _Part) -> str:
         if pieces:
             return ", ".join(pieces.values())[:_MAX_VALUE]
     return ""
+
+
+def _is_place(value: str) -> bool:
+    """Whether a labelled value names a place: not "n/a", and not the phone or web address that
+    signatures put after "Office:" or "Site:"."""
+    digits = sum(ch.isdigit() for ch in value)
+    return (
+        value.lower() not in _NOTHING
+        and _has_alnum(value)
+        and not value.startswith(("+", "("))
+        and digits < 7
+        and "@" not in value
+        and "www." not in value.lower()
+        and "://" not in value
+    )
 
 
 def _has_alnum(value: str) -> bool:
@@ -1231,6 +1247,12 @@ _ERRORISH = re.compile(
 )
 _FAILED = re.compile(r"\b(?:fail\w*|crash\w*|abort\w*|terminat\w*|stopp\w*|exit\w*|error\w*)\b")
 _AFTER_CUE = re.compile(r"[\s,)]{0,3}(?:error|message|fehler\w*|meldung|erreur|warning|pop-?up)\b")
+# what mail gateways stamp on incoming mail, often after "Warning:" or in quotes
+_BANNER = re.compile(
+    r"originated (?:from )?outside|outside (?:of )?(?:the |your |our )?(?:organi[sz]ation|company)"
+    r"|external (?:sender|email|e-mail|message|source)|do not click|unknown sender|phishing"
+    r"|externe[nr]? (?:absender|e-mail)"
+)
 _NOT_AN_ERROR = re.compile(r"(?:hi|hello|dear|thanks?|regards|best|please|see|attached|n/a|none|-+)\b")
 
 
@@ -1389,6 +1411,8 @@ def _errors(parts: Iterable[_Part]) -> tuple[str, ...]:
             folded = value.casefold()
             if len(value) < 2 or _NOT_AN_ERROR.match(folded) or not any(ch.isalnum() for ch in value):
                 continue
+            if _BANNER.search(folded):
+                continue  # "WARNING: This email originated from outside the organisation"
             if any(folded in kept.casefold() for kept in errors):
                 continue
             errors = [kept for kept in errors if kept.casefold() not in folded]
