@@ -10,12 +10,16 @@ something it needs. So every pattern wants a clear cue (a label, "since", "ago",
 an error word, a number shaped like a phone), and ambiguous ones ("on Monday", a bare date)
 must sit in a sentence that reads as the past. Quoted history is removed first
 (`strip_quotes`), so dates in "On ... wrote:" lines and the desk's own acknowledgement are never
-read; the phone and the location are also looked for in the signature.
+read. The signature (from the sign-off on) is searched for the phone and the location only;
+a forwarded message ("see below") only for error messages, since its dates and phones are
+someone else's. Where a mail names several things, the subject's first mention is the resource.
 
-Speed: the text is lower-cased once (position for position) and each field is found by one
-scan for literal trigger words, which the regex engine skips through quickly, followed by
-short anchored checks at each hit. No pattern runs case-insensitively over the whole text,
-the input is capped, and a typical 2 KB mail takes a few hundred microseconds.
+Speed: Python's regex engine needs tens of microseconds per kilobyte for every pattern run over
+a whole text, so no field is found that way. Each part of the mail is lower-cased once
+(position for position) and split into its set of words; the trigger words of a field that the
+set holds are located with `str.find`, and the field's patterns run anchored there. A typical
+2 KB mail takes a few hundred microseconds (`bench/issue_record.py`); the input is capped, so
+hostile text costs milliseconds at most.
 """
 
 from __future__ import annotations
@@ -309,6 +313,17 @@ _SUPPORT_LINE = re.compile(r"support|help ?desk|service ?desk|hotline|helpline|c
 _DATE_SHAPE = re.compile(r"\d{1,2}\.\d{1,2}\.\d{2,4}|\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}")
 
 
+_CLAUSE_END = re.compile(r"[.!?][\"”')]*\s|\n")
+
+
+def _clause_before(low: str, position: int) -> str:
+    """The text from the start of the clause `position` is in, at most 50 characters back."""
+    start = max(0, position - 50)
+    for end in _CLAUSE_END.finditer(low, start, position):
+        start = end.end()
+    return low[start:position]
+
+
 def _phone_ok(part: _Part, start: int, end: int, *, labelled: bool) -> bool:
     candidate = part.low[start:end]
     digits = sum(ch.isdigit() for ch in candidate)
@@ -316,7 +331,7 @@ def _phone_ok(part: _Part, start: int, end: int, *, labelled: bool) -> bool:
     if _FAX.search(before) or _NOT_PHONE_BEFORE.search(before) or _DATE_SHAPE.search(candidate):
         return False
     line = part.line(start, end)
-    if _SUPPORT_LINE.search(line):
+    if _SUPPORT_LINE.search(_clause_before(part.low, start)):
         return False
     if part.signature and sum(any(ch.isalpha() for ch in word) for word in line.split()) >= _LONG_LINE_WORDS:
         return False  # a disclaimer's "call +1 800 ..." below the name is not the caller's
@@ -476,7 +491,7 @@ _OCCURRED_WORDS = re.compile(
     r"(?:"
     + _alternation(
         [*(word + " " + _SINCE_WHAT + _AFTER_DAY for word in _SINCE_WORDS)]
-        + [r"for the (?:past|last) (?:(?:a few|two|three|several|\d{1,2}) )?" + _UNITS]
+        + [r"for the (?:past|last) (?:(?:a few|few|couple of|two|three|several|\d{1,2}) )?" + _UNITS]
         + [day + _AFTER_DAY for day in _STRONG_DAYS]
         + [day + _AFTER_DAY for day in _WEAK_DAYS]
         + [month + r"\.? [0-3]?\d(?:st|nd|rd|th)?(?:,? 20\d{2})?" for month in _MONTHS]
@@ -492,12 +507,12 @@ _NUMBERED = re.compile(
     r"(?:,? (?:at |um |à |around |gegen |vers )?(?:ca\.? )?" + _CLOCK + r")?(?![\w/]))"
     r"|(?P<clock>" + _CLOCK + r")"
     r"|(?P<span>\d{1,2} (?:minutes?|hours?|days?|weeks?|minuten|stunden|tagen?|wochen|jours|heures|semaines)"
-    r"(?: ago)?)(?![\w'])"
+    r"(?: ago| now| already)?)(?![\w'])"
 )
 _LEFT_OF_NUMBER = re.compile(
     r"(?:(?:ever since|since|seit dem|seit|depuis le|depuis|dès le|dès|on the|on|am|le|dem|the|at|around"
     r"|about|approx\.?|approximately|roughly|shortly after|shortly before|just after|um|gegen|vers|à|ca\.?"
-    r"|circa|etwa|kurz nach|kurz vor|environ|aux alentours de|for the past|for the last|vor|il y a) )+$"
+    r"|circa|etwa|kurz nach|kurz vor|environ|aux alentours de|for the past|for the last|for|vor|il y a) )+$"
 )
 _DAY_AFTER_TIME = re.compile(r" (?:" + _STRONG_DAY + "|" + "|".join(_WEAK_DAYS) + r")(?![\w'])")
 _OCCURRED_LABEL = re.compile(
@@ -508,7 +523,7 @@ _OCCURRED_LABEL = re.compile(
 )
 _BEFORE_NOT_PAST = re.compile(
     r"(?:until|till|by|before|due|bis|bis zum|bis am|jusqu'à|jusqu'au|avant|from|ab|von|next|à partir de"
-    r"|à partir du|starting|expires?|expiring|valid|ends?|ending) $"
+    r"|à partir du|starting|expires?|expiring|valid|ends?|ending|like|wie|comme|same as) $"
 )
 # "it worked fine last week", "lief gestern noch": when it last worked, not when it broke
 _LAST_GOOD = re.compile(
@@ -520,12 +535,13 @@ _LAST_GOOD = re.compile(
 _PAST_CUE = re.compile(
     r"\b(?:was|were|happened|occurred|started|stopped|began|failed|crashed|froze|got|had|did|didn't"
     r"|couldn't|could not|wasn't|weren't|noticed|received|tried|saw|appeared|went|lost|broke|died"
-    r"|since|worked|working|hat|hatte|war|wurde|ging|konnte|habe|ist \w+ (?:ge\w+|\w+t)"
+    r"|since|worked|working|hat|hatte|war|wurde|ging|konnte|habe|ist \w+ (?:ge\w+|\w+t)|kam|gab|erschien"
+    r"|stürzte|fiel|trat|meldete"
     r"|aufgetreten|ausgefallen|abgestürzt|a eu|j'ai|n'a|n'ai|s'est|était|planté)\b"
 )
 _FUTURE_CUE = re.compile(
     r"\b(?:will|shall|going to|tomorrow|next|until|till|deadline|due|expires?|scheduled|planned|meeting"
-    r"|appointment|on leave|vacation|holiday|could you|can you|would you|wird|werden|nächste[nrsm]?|bis"
+    r"|appointment|on leave|vacation|holiday|could you|can you|would you|werde|nächste[nrsm]?|bis"
     r"|fällig|demain|prochaine?|jusqu|sera|prévu|termin|rendez-vous)\b"
 )
 _STRONG_WORDS = re.compile(
@@ -621,7 +637,10 @@ def _numbered_occurrence(part: _Part, start: int) -> tuple[int, int, bool] | Non
     since = any(word in prefix for word in ("since", "seit", "depuis", "dès"))
     if match.group("span"):
         if not (
-            match.group().endswith("ago") or since or prefix.endswith(("vor ", "il y a ", "past ", "last "))
+            match.group().endswith("ago")
+            or since
+            or prefix.endswith(("vor ", "il y a ", "past ", "last "))
+            or (prefix.endswith("for ") and match.group().endswith((" now", " already")))  # "for 3 days now"
         ):
             return None
         return start - len(prefix), end, True
@@ -700,13 +719,17 @@ _ROOMS = (
     "meeting room", "conference room", "salle de réunion", "room", "rm.", "rm", "office", "raum", "zimmer",
     "büro", "buero", "salle", "bureau", "pièce", "lab", "labo", "labor", "besprechungsraum", "sitzungszimmer",
 )  # fmt: skip
+_NAMED_ROOMS = ("meeting room", "conference room", "salle de réunion", "sitzungszimmer", "besprechungsraum")
+_DESKS = ("desk", "seat", "workstation", "arbeitsplatz", "platz", "poste de travail")
 _FLOORS = (
-    "floor", "stockwerk", "stock", "obergeschoss", "etage", "étage", "erdgeschoss", "untergeschoss",
+    "floor", "level", "stockwerk", "stock", "obergeschoss", "etage", "étage", "erdgeschoss", "untergeschoss",
     "dachgeschoss", "rez-de-chaussée", "og", "eg", "ug",
 )  # fmt: skip
 _SITES = ("campus", "site", "standort")
 _LOCATION_TRIGGER = re.compile(
-    "(?:" + _words(*_BUILDINGS, *_LETTER_BUILDINGS, "wing", *_ROOMS, *_FLOORS, *_SITES) + ")(?![a-zäöüéèà])"
+    "(?:"
+    + _words(*_BUILDINGS, *_LETTER_BUILDINGS, "wing", *_ROOMS, *_DESKS, *_FLOORS, *_SITES)
+    + ")(?![a-zäöüéèà])"
 )
 _ROOM_ID = r"(?:[A-Z]{1,3}[ -]?)?\d{1,4}(?:[.-]\d{1,4})*[A-Za-z]?(?![\w.-]*\d)|[A-Z](?:-?\d{1,4})?(?![\w-])"
 _ROOM_RIGHT = re.compile(r" (?:(?:[Nn]o\.?|[Nn]r\.?|n°|[Nn]umber|#) ?)?(?:" + _ROOM_ID + ")")
@@ -719,11 +742,12 @@ _FLOOR_LEFT = re.compile(
     r"(?:\d{1,2}(?:st|nd|rd|th)|first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|ground"
     r"|top|basement) $"
 )
-_FLOOR_RIGHT = re.compile(r" \d{1,2}(?![\w.]|\.\d)")
+_FLOOR_RIGHT = re.compile(r" \d{1,2}(?!\w|\.\d)")
 _GERMAN_FLOOR_LEFT = re.compile(r"\d{1,2}\. ?$")
 _FRENCH_FLOOR_LEFT = re.compile(
     r"(?:\d{1,2} ?(?:e|er|ère|ème|eme)|premier|deuxième|troisième|quatrième|cinquième) $"
 )
+_ON_LEFT = re.compile(r"(?:on|at|auf) (?:the )?$")
 _IM_LEFT = re.compile(r"(?:im|au) $")
 _SITE_RIGHT = re.compile(r" [A-Z][\w-]{2,20}(?![\w-])")
 _SITE_LEFT = re.compile(r"[A-Z][\w-]{2,20} $")
@@ -735,7 +759,13 @@ _LOCATION_LABEL = re.compile(
 _NOT_NAMES = _wordset(
     """a an and any at booking but camera client company confluence construction customer display every
     external for home in internal internet intranet is it jira job my new of office old on or our
-    phone project remote same screen share sharepoint team teams test that the this to web your"""
+    phone project remote same screen share sharepoint team teams test that the this to web your production
+    staging development demo partner vendor support help knowledge download landing login"""
+)
+# capitalised words after "building" that are not its name
+_NOT_PLACE_NAMES = _wordset(
+    """today yesterday tomorrow please thanks since and but the this is was has we i it our monday tuesday
+    wednesday thursday friday saturday sunday heute gestern morgen bitte danke seit und ist"""
 )
 _NOT_ROOM_IDS = re.compile(r"365|20[0-3]\d|19\d\d|\d{5,}")
 
@@ -747,6 +777,9 @@ def _location_at(part: _Part, start: int, end: int, word: str) -> tuple[str, int
         right = (_BUILDING_RIGHT if word in _BUILDINGS else _LETTER_RIGHT).match(text, end)
         if right:
             return "building", start, right.end()
+        named = _NAMED_ROOM.match(text, end) if word in _BUILDINGS else None  # "Gebäude West"
+        if named and named.group().strip().lower() not in _NOT_NAMES | _NOT_PLACE_NAMES:
+            return "building", start, named.end()
         if word in ("building", "gebäude"):
             left = _NAME_LEFT.search(text, max(0, start - 30), start)
             if left and left.group().split()[-1].lower() not in _NOT_NAMES:
@@ -755,15 +788,26 @@ def _location_at(part: _Part, start: int, end: int, word: str) -> tuple[str, int
     if word == "wing":
         left = _WING_LEFT.search(low, max(0, start - 12), start)
         return ("building", left.start(), end) if left else None
+    if word in _DESKS:  # "desk 6.42": only with a number, "help desk" is no place
+        right = _ROOM_RIGHT.match(text, end)
+        return ("desk", start, right.end()) if right and any(ch.isdigit() for ch in right.group()) else None
     if word in _ROOMS:
         right = _ROOM_RIGHT.match(text, end)
         if right and not _NOT_ROOM_IDS.fullmatch(right.group().strip(" #").split()[-1]):
             return "room", start, right.end()
-        if word in ("meeting room", "conference room", "salle de réunion"):
+        if word in _NAMED_ROOMS:
             named = _NAMED_ROOM.match(text, end)
             if named and named.group().strip().lower() not in _NOT_NAMES:
                 return "room", start, named.end()
         return None
+    if word == "level":  # "on level 3", not "level 2 support"
+        left = _ON_LEFT.search(low, max(0, start - 8), start)
+        right = _FLOOR_RIGHT.match(low, end)
+        return (
+            ("floor", start, right.end())
+            if left and right and not _NEXT_NOT_RESOURCE.match(low, right.end())
+            else None
+        )
     if word == "floor":
         left = _FLOOR_LEFT.search(low, max(0, start - 12), start)
         if left:
@@ -799,7 +843,9 @@ def _location_at(part: _Part, start: int, end: int, word: str) -> tuple[str, int
     return None
 
 
-_LOCATION_TRIGGERS = _first_words((*_BUILDINGS, *_LETTER_BUILDINGS, "wing", *_ROOMS, *_FLOORS, *_SITES))
+_LOCATION_TRIGGERS = _first_words(
+    (*_BUILDINGS, *_LETTER_BUILDINGS, "wing", *_ROOMS, *_DESKS, *_FLOORS, *_SITES)
+)
 _LOCATION_LABELS = _wordset(
     """location room building office floor site standort raum gebäude ort lieu salle bâtiment emplacement
     büro bureau"""
@@ -814,7 +860,7 @@ def _location(written: Iterable[_Part], signature: _Part) -> str:
             for part in group
             for label in _labelled(part, _LOCATION_LABELS, _LOCATION_LABEL)
         ]
-        labelled = [value for value in labelled if value.lower() not in _NOTHING and _has_alnum(value)]
+        labelled = [value for value in labelled if _is_place(value)]
         if labelled:  # "Building: North Wing" and "Room: 214" on lines of their own
             return ", ".join(labelled)[:_MAX_VALUE]
         pieces: dict[str, str] = {}  # the first of each kind, in the order written
@@ -831,6 +877,21 @@ def _location(written: Iterable[_Part], signature: _Part) -> str:
         if pieces:
             return ", ".join(pieces.values())[:_MAX_VALUE]
     return ""
+
+
+def _is_place(value: str) -> bool:
+    """Whether a labelled value names a place: not "n/a", and not the phone or web address that
+    signatures put after "Office:" or "Site:"."""
+    digits = sum(ch.isdigit() for ch in value)
+    return (
+        value.lower() not in _NOTHING
+        and _has_alnum(value)
+        and not value.startswith(("+", "("))
+        and digits < 7
+        and "@" not in value
+        and "www." not in value.lower()
+        and "://" not in value
+    )
 
 
 def _has_alnum(value: str) -> bool:
@@ -904,7 +965,8 @@ _STOP = _wordset(
     move copy restore approve submit upload download book cancel extend renew enable disable activate
     deactivate assign unlock lock allow deny migrate transfer sync seeing having monday tuesday wednesday
     thursday friday saturday sunday january february march april june july august september october
-    november december au aux à du en dans sur pour avec par chez vers et in für bei vom beim ins und"""
+    november december au aux à du en dans sur pour avec par chez vers et in für bei vom beim ins und
+    votre vos ton ta tes leur leurs son sa ses ce cette ces ihr ihre ihren sein seine dein deine"""
 )
 _ING_NOUNS = _wordset(
     """accounting billing booking building conferencing computing clearing hosting invoicing learning
@@ -1141,7 +1203,8 @@ _ERROR_COLON = re.compile(
     r"|i get|i got|appears|came up|popped up))?[*_]* ?[:|](?![/\\]) ?"
 )
 _ERROR_CODE = re.compile(
-    r"(?: code)?(?: (?:#|no\.?|nr\.?|number))? ?:? ?(?:0x[0-9a-f]+|[a-z]{0,4}-?\d{2,8}[a-z]?)(?![\w-]|\.\d)"
+    r"(?: code)?(?: (?:#|no\.?|nr\.?|number))? ?:? ?(?:0x[0-9a-f]+|(?P<letters>[a-z]{1,4}[ -]?)?\d{2,8}[a-z]?"
+    r"|(?P<symbol>[a-z]{2,}(?:_[a-z0-9]+)+))(?![\w-]|\.\d)"
 )
 _CODE_LEFT = re.compile(r"(?<![\w-])[a-z]{1,4}-\d{2,5} $")
 _CODE_WORDS = ("error", "fehler", "erreur", "stop code", "exit code", "event id", "error code", "fehlercode")
@@ -1170,10 +1233,26 @@ _STRONG_CUE = re.compile(
 )
 _WEAK_CUE = re.compile(
     r"\b(?:says|saying|said|shows|showing|displays|displaying|reads|get|getting|got|receive|receiving"
-    r"|received|appears|pops up|sagt|zeigt|erscheint|kommt|steht|stand|lautet|affiche|indique|apparaît"
-    r"|failed with|fails with|returns|returned|code)\b"
+    r"|received|appears|pops up|sagt|zeigt|erscheint|kommt|steht|stand|lautet|anzeige|affiche|indique"
+    r"|apparaît|failed with|fails with|returns|returned|code|gives|giving|gave|throws|throwing|threw|reports"
+    r"|reported|reporting)\b"
 )
+_KEY_AFTER = re.compile(r"\s?: ?[\"“]")  # "error": "..."
+_CUE_WORDS = frozenset({"error", "errors", "message", "warning", "fehler", "meldung", "erreur", "exception"})
+# words an error message is made of, so quoted text with them is taken even without "error" before it
+_ERRORISH = re.compile(
+    r"\b(?:fail\w*|denied|invalid|unable|cannot|can't|could not|couldn't|not found|refused|timed? ?out"
+    r"|expired|locked|unavailable|unauthori[sz]ed|forbidden|exception|fatal|abgelehnt|fehlgeschlagen"
+    r"|ungültig|gesperrt|nicht möglich|impossible|refusé|échec|invalide)\b"
+)
+_FAILED = re.compile(r"\b(?:fail\w*|crash\w*|abort\w*|terminat\w*|stopp\w*|exit\w*|error\w*)\b")
 _AFTER_CUE = re.compile(r"[\s,)]{0,3}(?:error|message|fehler\w*|meldung|erreur|warning|pop-?up)\b")
+# what mail gateways stamp on incoming mail, often after "Warning:" or in quotes
+_BANNER = re.compile(
+    r"originated (?:from )?outside|outside (?:of )?(?:the |your |our )?(?:organi[sz]ation|company)"
+    r"|external (?:sender|email|e-mail|message|source)|do not click|unknown sender|phishing"
+    r"|externe[nr]? (?:absender|e-mail)"
+)
 _NOT_AN_ERROR = re.compile(r"(?:hi|hello|dear|thanks?|regards|best|please|see|attached|n/a|none|-+)\b")
 
 
@@ -1207,6 +1286,18 @@ def _line_end(low: str, start: int) -> int:
     return min(len(low) if end < 0 else end, start + _MAX_ERROR_LEN)
 
 
+def _error_code(part: _Part, end: int) -> int | None:
+    """Where the code after "error" / "stop code" ends: "error 1603", "Error SC 542", "0x80070005"."""
+    code = _ERROR_CODE.match(part.low, end)
+    if code is None:
+        return None
+    # letters in a code are capitals ("E-42", "SC 542", "CRITICAL_PROCESS_DIED"), unlike words ("on 12")
+    for group in ("letters", "symbol"):
+        if code.group(group) and not part.text[code.start(group) : code.end(group)].isupper():
+            return None
+    return code.end()
+
+
 def _error_spans(part: _Part) -> list[tuple[int, int]]:
     low, text = part.low, part.text
     spans: list[tuple[int, int]] = []
@@ -1224,11 +1315,10 @@ def _error_spans(part: _Part) -> list[tuple[int, int]]:
             else:
                 spans.append(_next_line(part, colon.end()))
             continue
-        if word in _CODE_WORDS:
-            code = _ERROR_CODE.match(low, end)
-            if code:
-                spans.append((start, code.end()))
-                continue
+        code_end = _error_code(part, end) if word in _CODE_WORDS else None
+        if code_end is not None:
+            spans.append((start, code_end))
+            continue
         if word.startswith("error"):
             left = _CODE_LEFT.search(low, max(0, start - 10), start)
             if left:
@@ -1267,6 +1357,7 @@ def _error_spans(part: _Part) -> list[tuple[int, int]]:
             spans.append((first, _line_end(low, match.end())))  # "KeyError: 'customer_id'"
     position = 0
     previous_end = 0
+    key = ""
     while True:
         match = _QUOTE_OPEN.search(low, position)
         if not match:
@@ -1281,15 +1372,23 @@ def _error_spans(part: _Part) -> list[tuple[int, int]]:
         value_start, value_end = closing.span(1)
         window = low[max(previous_end, match.start() - 80) : match.start()]
         previous_end = position = closing.end()
-        words = len(low[value_start:value_end].split())  # "the "Save" button" is no error
         quoted = low[value_start:value_end]
-        if (
+        if _KEY_AFTER.match(low, closing.end()):
+            key = quoted  # "error": "invalid_client" -- a key names what its value is
+            continue
+        words = len(quoted.split())  # "the "Save" button" is no error
+        if quoted.strip() in _CUE_WORDS:
+            pass  # a quoted "error" alone says nothing
+        elif (
             _STRONG_CUE.search(window)
             or _AFTER_CUE.match(low, closing.end())
             or _STRONG_CUE.search(quoted)
-            or (words >= 2 and _WEAK_CUE.search(window))
+            or (words >= 2 and (_WEAK_CUE.search(window) or _ERRORISH.search(quoted)))
+            or (window.endswith("with ") and _FAILED.search(window))
+            or (key and window.strip() == ":" and _STRONG_CUE.search(key))
         ):
             spans.append((value_start, value_end))
+        key = ""
     return spans
 
 
@@ -1312,10 +1411,14 @@ def _errors(parts: Iterable[_Part]) -> tuple[str, ...]:
             folded = value.casefold()
             if len(value) < 2 or _NOT_AN_ERROR.match(folded) or not any(ch.isalnum() for ch in value):
                 continue
+            if _BANNER.search(folded):
+                continue  # "WARNING: This email originated from outside the organisation"
             if any(folded in kept.casefold() for kept in errors):
                 continue
             errors = [kept for kept in errors if kept.casefold() not in folded]
             errors.append(value)
+            if len(errors) >= _MAX_ERRORS:
+                return tuple(errors)
     return tuple(errors[:_MAX_ERRORS])
 
 
@@ -1342,11 +1445,15 @@ _NOT_FIRST = re.compile(
             r"intermittent(?:ly)?",
             r"constantly", r"all the time", r"still (?:happening|not working|broken|failing|down)",
             r"already (?:reported|had|happened|opened)", r"as before", r"as last time",
-            r"the (?:second|third|fourth|fifth|\d(?:nd|rd|th)) time",
+            r"the (?:second|third|fourth|fifth|\d(?:nd|rd|th)) time", r"second time", r"third time",
+            r"fourth time", r"fifth time",
             r"nicht (?:das |zum )?erste(?:n)? mal", r"schon wieder", r"immer wieder", r"tritt erneut",
             r"erneut (?:aufgetreten|passiert|ausgefallen|abgestürzt)", r"jeden (?:tag|morgen)", r"täglich",
             r"ständig", r"mehrmals", r"mehrfach", r"regelmässig", r"regelmäßig", r"bereits gemeldet",
             r"wieder aufgetreten", r"zum (?:zweiten|dritten|\d\.) mal",
+            r"hatte(?:n)? (?:ich|wir) schon (?:mal|einmal|öfter)",
+            r"hatte(?:n)? (?:ich|wir) (?:das|dieses|den|diesen) (?:problem|fehler) schon",
+            r"schon (?:mal|einmal|öfter) (?:gehabt|passiert|aufgetreten|vorgekommen)",
             r"pas la première fois", r"de nouveau", r"à nouveau",
             r"encore (?:une fois|arrivé|planté|en panne)",
             r"tous les (?:jours|matins)", r"chaque (?:jour|matin)", r"plusieurs fois", r"se reproduit",
@@ -1360,7 +1467,7 @@ _NOT_FIRST_TRIGGERS = _wordset(
     happens occurred occurs crashed crashes failed fails immer intermittent intermittently is jeden keep
     keeps mehrfach mehrmals nicht not on pas plusieurs quatrième recurrent recurring regelmässig regelmäßig
     repeatedly récurrent régulièrement same schon se still ständig t the this tous tritt troisième täglich
-    wieder zum à"""
+    wieder zum à hatte hatten second third fourth fifth"""
 )
 # "it crashed again", "again today": "again" after a verb of failing, or before a day
 _AGAIN_LEFT = re.compile(
@@ -1380,7 +1487,8 @@ _FIRST = re.compile(
             r"never (?:happened|had (?:this|that|it|any)|seen (?:this|that|it)|occurred|experienced)",
             r"hasn't happened before", r"has not happened before", r"haven't had this before",
             r"have not had this before", r"haven't seen this before", r"didn't happen before",
-            r"first occurrence", r"zum ersten mal", r"erstmals", r"erstmalig", r"noch nie",
+            r"first occurrence", r"zum ersten mal", r"das erste mal", r"das erstemal", r"erstmals",
+            r"erstmalig", r"noch nie",
             r"première fois", r"jamais (?:arrivé|eu|vu)",
         ]
     )
@@ -1389,7 +1497,7 @@ _FIRST = re.compile(
 _NEVER = re.compile(r"(?:never|not|n't|noch nie) (?:\w+ )?$")
 _NEGATED = re.compile(r"(?:not|n't|nicht|pas|isn't|wasn't) (?:the |la )?$")
 _FIRST_TRIGGERS = _wordset(
-    """didn erstmalig erstmals first for has hasn have haven is jamais never noch première s was zum"""
+    """didn erstmalig erstmals first for has hasn have haven is jamais never noch première s was zum das"""
 )
 _FIRST_TIME_TRIGGERS = _NOT_FIRST_TRIGGERS | _FIRST_TRIGGERS | {"again"}
 
