@@ -175,7 +175,9 @@ def record(ctx: MailContext) -> Verdict:
     if ctx.bounce is not None:
         events.extend(_bounced(ctx.bounce, ticket, now))
     if kind == "customer":
-        learned = gather(ticket, mail.subject, mail.new_text)
+        # the whole text part: the extractor drops quoted history itself, and reads the phone
+        # from the signature, which new_text has lost (a forward's words are all in new_text)
+        learned = gather(ticket, mail.subject, mail.new_text if ctx.forwarded_by else mail.text)
         if learned:
             if ctx.new_ticket:
                 ctx.sql.execute("ticket-record", _ticket_record, [ticket.issue_record, ticket.id])
