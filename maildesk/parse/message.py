@@ -108,6 +108,8 @@ class ParsedMail:
     size: int = 0
     # the spam model's SpamScore, when the parser pool scored the message beside parsing it
     spam: Any = None
+    # the IssueRecord the parser pool read from the whole text, beside parsing it
+    issue_record: Any = None
 
     def header(self, name: str) -> str:
         """The first value of a header, decoded, or ""."""

@@ -23,6 +23,7 @@ from typing import Any
 
 from maildesk.config import LimitsConfig
 from maildesk.errors import ParseError
+from maildesk.parse.issue_record import extract
 from maildesk.parse.message import ParsedMail, parse
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,11 @@ def prepare(raw: bytes, limits: LimitsConfig, now: datetime, spam_folder: str | 
     model is reported properly.
     """
     result = parse_safely(raw, limits, now)
-    if spam_folder is None or not isinstance(result, ParsedMail) or _decided_before_spam(result):
+    if not isinstance(result, ParsedMail) or _decided_before_spam(result):
+        return result
+    # the issue record (seed 003) is read here too, beside the parsing, on every core
+    result = replace(result, issue_record=extract(result.subject, result.text))
+    if spam_folder is None:
         return result
     try:
         return replace(result, spam=_model(spam_folder).score(raw))

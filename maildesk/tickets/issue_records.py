@@ -32,10 +32,11 @@ def stored(ticket: Ticket) -> IssueRecord:
     )
 
 
-def gather(ticket: Ticket, subject: str, text: str) -> list[str]:
-    """Fill the ticket's record from a customer message; returns the fields newly learned."""
+def gather(ticket: Ticket, subject: str, text: str, found: IssueRecord | None = None) -> list[str]:
+    """Fill the ticket's record from a customer message (or what the parser pool read of it);
+    returns the fields newly learned."""
     have = stored(ticket)
-    found = extract(subject, text)
+    found = found if found is not None else extract(subject, text)
     learned = []
     merged = have.as_dict()
     for name, value in found.as_dict().items():

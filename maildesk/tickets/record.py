@@ -177,7 +177,10 @@ def record(ctx: MailContext) -> Verdict:
     if kind == "customer":
         # the whole text part: the extractor drops quoted history itself, and reads the phone
         # from the signature, which new_text has lost (a forward's words are all in new_text)
-        learned = gather(ticket, mail.subject, mail.new_text if ctx.forwarded_by else mail.text)
+        if ctx.forwarded_by:
+            learned = gather(ticket, mail.subject, mail.new_text)
+        else:
+            learned = gather(ticket, mail.subject, mail.text, mail.issue_record)
         if learned:
             if ctx.new_ticket:
                 ctx.sql.execute("ticket-record", _ticket_record, [ticket.issue_record, ticket.id])
