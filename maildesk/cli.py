@@ -93,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("--json", action="store_true", help="one JSON object per line per file")
 
     train = commands.add_parser("train", help="train a model from labelled mail")
-    train.add_argument("kind", choices=["spam", "issue-type", "team"])
+    train.add_argument("kind", choices=["spam", "issue-type", "team", "request-type"])
     train.add_argument("--data", type=Path, help="labelled mail: a folder, a corpus or a CSV")
     train.add_argument("--out", type=Path, default=Path("models"), help="where models go (default models/)")
 
     evaluate = commands.add_parser("evaluate", help="score a model on labelled data it never saw")
-    evaluate.add_argument("kind", choices=["issue-type", "team", "spam"])
+    evaluate.add_argument("kind", choices=["issue-type", "team", "request-type", "spam"])
     evaluate.add_argument("--data", type=Path, required=True, help="a folder of .eml with labels, or a CSV")
     evaluate.add_argument(
         "--model", type=Path, default=Path("models"), help="the model folder (default models/)"

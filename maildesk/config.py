@@ -264,6 +264,8 @@ class ClassifyConfig:
     min_confidence: float = 0.5  # below this a ticket is left `unclassified` for a person
     team_model: str = "models/team"  # used only when no routing rule decides; "" turns it off
     team_min_confidence: float = 0.6
+    # trained from agents' #request corrections (maildesk train request-type); absent: rules only
+    request_type_model: str = "models/request-type"
 
 
 @dataclass(frozen=True)
@@ -762,6 +764,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         min_confidence=cl.get("min_confidence", ClassifyConfig.min_confidence, _probability),
         team_model=cl.get("team_model", ClassifyConfig.team_model),
         team_min_confidence=cl.get("team_min_confidence", ClassifyConfig.team_min_confidence, _probability),
+        request_type_model=cl.get("request_type_model", ClassifyConfig.request_type_model),
     )
     cl.finish()
     assignment = top.get("assignment", "round-robin")

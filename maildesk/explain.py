@@ -61,6 +61,7 @@ def explain_file(desk: Desk, raw: bytes, now: datetime) -> dict[str, Any]:
             spam_model=worker.spam_model,
             issue_model=worker.text_model("issue-type"),
             team_model=worker.text_model("team"),
+            request_model=worker.text_model("request-type"),
             org_ids=dict(worker.org_ids),
             contacts={},
         )

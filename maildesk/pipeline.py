@@ -85,6 +85,7 @@ class MailContext:
     # the issue-type model, or None: tickets stay unclassified
     issue_model: TextModel | PlainTextModel | None = None
     team_model: TextModel | PlainTextModel | None = None
+    request_model: TextModel | PlainTextModel | None = None  # trained from agents' #request corrections
     # a person released it from quarantine: the rules that parked it do not park it again
     released: bool = False
     agent_mail: AgentMail | None = None  # an agent's mail (or mail in an agent's name), and whether trusted
@@ -301,6 +302,7 @@ class Worker:
             spam_model=self.spam_model,
             issue_model=self.text_model("issue-type"),
             team_model=self.text_model("team"),
+            request_model=self.text_model("request-type"),
             sql=self.sql,
         )
         stage_name = ""

@@ -116,6 +116,13 @@ def _request_type(ctx: MailContext, issue_type: str) -> None:
     assert mail is not None and ticket is not None
     now = naive_utc(ctx.now)
     kind, why = request_type(mail.subject, mail.new_text, issue_type)
+    if ctx.request_model is not None:
+        # a model trained from the agents' own corrections, believed when it is sure enough
+        from maildesk.classifier.text import ticket_text
+
+        (guess,) = ctx.request_model.predict([ticket_text(mail.subject, mail.new_text)])
+        if guess.confidence >= ctx.config.classify.min_confidence:
+            kind, why = guess.label, f"request-type model ({guess.confidence:.2f}); the rules said {kind}"
     Ticket.update(request_type=kind).where(Ticket.id == ticket.id).execute()
     ticket.request_type = kind
     ticket._dirty.discard("request_type")

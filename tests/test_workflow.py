@@ -272,3 +272,49 @@ def test_the_issue_record_is_kept_and_only_missing_details_are_asked_for(team: D
     text = asked.get_body(("plain",)).get_content()
     assert "phone" not in text.lower()  # we have it
     assert "building" in text.lower()  # we do not
+
+
+def test_agents_corrections_train_a_request_type_model_that_routing_then_uses(
+    team: Desk, tmp_path: Path
+) -> None:
+    import csv
+
+    rows = []
+    words = {
+        "configuration change": [
+            "switch our plan to {x}",
+            "move {x} to the other site",
+            "set {x} as default",
+        ],
+        "technical issue": ["{x} throws an error", "{x} crashes on start", "{x} is broken since today"],
+        "feedback": ["love {x}, one idea", "{x} would be nicer in blue", "suggest a shortcut for {x}"],
+        "general inquiry": ["how does {x} work", "where do I find {x}", "what does {x} cost"],
+    }
+    things = ["the portal", "the report", "the export", "the dashboard", "invoices", "the app", "the API"]
+    for label, patterns in words.items():
+        for pattern in patterns:
+            for thing in things:
+                rows.append({"text": pattern.format(x=thing), "label": label})
+    data = tmp_path / "requests.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
+        writer.writeheader()
+        writer.writerows(rows)
+    out = tmp_path / "models"
+    trained = team.run("train", "request-type", "--data", str(data), "--out", str(out))
+    assert trained.code == 0, trained.err
+    text = team.config.read_text().replace(
+        "[[organizations]]",
+        f'[classify]\nrequest_type_model = "{out / "request-type"}"\n\n[[organizations]]',
+        1,
+    )
+    team.config.write_text(text)
+    opened(team, tmp_path, "Question", mid="m1")
+    ask = make_mail(
+        subject="Dashboard", body="Please set the dashboard as default.", message_id="m2@c.example"
+    )
+    (tmp_path / "m2.eml").write_bytes(ask)
+    team.ingest(tmp_path / "m2.eml", now="2026-11-02T09:05:00Z")
+    second = team.show("MD-2")
+    assert second["request_type"] == "configuration change"
+    assert any("request-type model" in e["detail"] for e in second["events"] if e["kind"] == "request_type")

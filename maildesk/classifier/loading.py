@@ -40,7 +40,11 @@ def load_text_model(config: Config, kind: str) -> TextModel | PlainTextModel | N
 
     A model that is there but tampered with or incompatible raises ModelError.
     """
-    name = config.classify.issue_type_model if kind == "issue-type" else config.classify.team_model
+    name = {
+        "issue-type": config.classify.issue_type_model,
+        "team": config.classify.team_model,
+        "request-type": config.classify.request_type_model,
+    }[kind]
     if not name:
         return None
     folder = find_model_folder(config, name, lambda f: (f / f"{kind}.json").is_file())

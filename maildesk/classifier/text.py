@@ -31,7 +31,7 @@ from maildesk.classifier.artifact import ModelError
 from maildesk.config import ISSUE_TYPES
 from maildesk.errors import UserError
 
-KINDS: Final = ("issue-type", "team")
+KINDS: Final = ("issue-type", "team", "request-type")
 FEATURE_FORMAT: Final = 1
 TEXT_LIMIT: Final = 1_500  # characters of subject + new text a model reads: the opening says what it is about
 SVM_C: Final = 0.5
@@ -514,6 +514,12 @@ def load_data(path: Path) -> tuple[list[str], list[str]]:
 
 
 def check_labels(kind: str, labels: Iterable[str]) -> None:
+    if kind == "request-type":
+        from maildesk.request_types import REQUEST_TYPES
+
+        unknown = sorted(set(labels) - set(REQUEST_TYPES))
+        if unknown:
+            raise UserError(f"unknown request types {unknown}: use {', '.join(REQUEST_TYPES)}")
     if kind == "issue-type":
         unknown = sorted(set(labels) - set(ISSUE_TYPES))
         if unknown:
