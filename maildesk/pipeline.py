@@ -8,20 +8,23 @@ worker goes on with the next message: one bad message never stops intake.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from peewee import Database
 
+from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
+from maildesk.tickets.store.locks import claim, is_postgres, still_unprocessed
 
 if TYPE_CHECKING:
     from maildesk.agents.identity import AgentMail, VendorMail
@@ -34,6 +37,8 @@ if TYPE_CHECKING:
     from maildesk.tickets.store.models import Contact, InboundMail, Ticket
 
 log = logging.getLogger(__name__)
+
+CLAIM_LEASE = timedelta(minutes=5)  # PostgreSQL: a claimed message another worker may take after this
 
 
 class Action(Enum):
@@ -237,7 +242,7 @@ class Worker:
 
         def batches() -> Iterator[list[tuple[InboundMail, bytes]]]:
             after = 0
-            while rows := self.spool.pending(limit=batch_size, after_id=after):
+            while rows := self._next_rows(batch_size, after, now):
                 after = rows[-1].id
                 raws = self.spool.read_many(rows)
                 for row in rows:
@@ -262,12 +267,27 @@ class Worker:
             if waiting is not None:
                 stored, results = waiting
                 parsed = results()
-                with self.database.atomic():
+                # SQLite: one commit per batch. PostgreSQL: one per message, so the advisory
+                # locks each takes are held only as long as that message needs them
+                shared = contextlib.nullcontext() if is_postgres(self.database) else self.database.atomic()
+                with shared:
                     for (row, raw), result in zip(stored, parsed, strict=True):
                         outcome = self.process_one(row, now, raw=raw, parsed=result)
                         if on_outcome:
                             on_outcome(outcome)
             waiting = upcoming
+
+    def _next_rows(self, limit: int, after: int, now: datetime) -> list[InboundMail]:
+        """The next spooled messages: in order on SQLite; claimed with a lease on PostgreSQL."""
+        if not is_postgres(self.database):
+            return self.spool.pending(limit=limit, after_id=after)
+        from maildesk.tickets.store.models import InboundMail
+
+        # a lease is about real time (a worker that died), not the command's clock (--now)
+        ids = claim(self.database, limit, naive_utc(datetime.now(UTC)), CLAIM_LEASE)
+        return (
+            list(InboundMail.select().where(InboundMail.id.in_(ids)).order_by(InboundMail.id)) if ids else []
+        )
 
     def _park(self, row: InboundMail, reason: str, now: datetime) -> Outcome:
         self.spool.quarantine(row, reason, now)
@@ -309,6 +329,9 @@ class Worker:
         try:
             try:
                 with self.database.atomic():
+                    if not still_unprocessed(self.database, row.id):
+                        # PostgreSQL: another worker took this message over when our lease ran out
+                        return Outcome(row.id, "done-elsewhere")
                     for stage in self.stages:
                         stage_name = f"{stage.__module__}.{stage.__name__}"
                         verdict = stage(ctx)

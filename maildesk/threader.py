@@ -25,6 +25,7 @@ from peewee import fn
 
 from maildesk.clock import naive_utc
 from maildesk.subjects import subject_key, ticket_numbers
+from maildesk.tickets.store.locks import lock_conversation
 from maildesk.tickets.store.models import (
     Contact,
     Message,
@@ -76,8 +77,22 @@ def run(ctx: MailContext) -> Verdict:
         if signed is not None:
             ctx.thread = ThreadDecision(_live(signed).id, "signed address")
             return CONTINUE
+    for key in conversation_keys(ctx.parsed):
+        lock_conversation(ctx.sql.database, key)
     ctx.thread = decide(ctx.parsed, ctx.config, ctx.now, ctx.sql)
     return CONTINUE
+
+
+def conversation_keys(mail: ParsedMail) -> list[str]:
+    """What two messages of one conversation share, for workers to serialise on: the thread's
+    root Message-ID (a first message's own), and the sender with the subject (how mail without
+    headers joins). Sorted, so every transaction takes its locks in one order."""
+    root = (mail.references[:1] or mail.in_reply_to[:1] or (mail.message_id,))[0]
+    keys = [f"id:{root}"]
+    key = subject_key(mail.subject)
+    if key and mail.sender is not None:
+        keys.append(f"subject:{mail.sender.email}:{key}")
+    return sorted(keys)
 
 
 def bounced_ticket(message_id: str, subject: str, config: Config) -> int | None:

@@ -21,6 +21,7 @@ from maildesk.sla.confirm import is_confirmation
 from maildesk.subjects import strip_prefixes, subject_key
 from maildesk.tickets.directory import contact_for
 from maildesk.tickets.issue_records import gather
+from maildesk.tickets.store.locks import lock_ticket_numbers
 from maildesk.tickets.store.models import (
     Attachment,
     Contact,
@@ -259,6 +260,7 @@ def _max_number(_: int) -> Any:
 
 
 def _open_ticket(mail: ParsedMail, sender: Contact | None, now: datetime, sql: Statements) -> Ticket:
+    lock_ticket_numbers(sql.database)  # PostgreSQL: one new ticket at a time takes the next number
     ((highest,),) = sql.query("max-ticket-number", _max_number, [])
     values = {
         "number": (highest or 0) + 1,
