@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--png", type=Path, help="where the confusion matrix goes (default KIND-confusion.png)"
     )
 
+    db = commands.add_parser("db", help="the database: schema migrations")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    db_commands.add_parser("upgrade", help="apply the migrations this database lacks, and say which")
+
     explain = commands.add_parser("explain", help="every decision about a message, and why, changing nothing")
     explain.add_argument("files", nargs="+", type=Path, metavar="FILE.eml")
     explain.add_argument("--json", action="store_true", help="one JSON object per file")
@@ -165,6 +169,21 @@ def _dispatch(args: argparse.Namespace) -> int:
     now_text = args.now or os.environ.get("MAILDESK_NOW")
     now = _now(now_text)
     url = args.db or os.environ.get("MAILDESK_DB") or config.database_url
+    if args.command == "db":
+        from maildesk.tickets.store.db import open_database
+        from maildesk.tickets.store.migrations import MIGRATIONS, migrate
+
+        database = open_database(url, upgrade=False)
+        try:
+            # each migration runs in its own transaction, so workers on the old schema carry on
+            applied = migrate(database)
+        finally:
+            database.close()
+        names = dict((version, name) for version, name, _ in MIGRATIONS)
+        for version in applied:
+            print(f"applied {version}: {names[version]}")
+        print(f"schema at version {MIGRATIONS[-1][0]}" + ("" if applied else " (nothing to do)"))
+        return 0
     if args.command == "serve":
         import logging
 

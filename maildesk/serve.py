@@ -32,6 +32,7 @@ WORKER_BATCH = 50  # small batches keep the SQLite write lock short for the SMTP
 IDLE_WAKE = 5.0  # seconds: the worker also looks for spooled mail this often (other hosts spool too)
 SUMMARY_EVERY = 60.0
 OUTBOX_BATCH = 200  # messages per outbox pass
+STANDBY_RETRY = 10.0  # seconds between a standby clock's attempts to become the active one
 OUTBOX_EVERY = 2.0  # seconds between outbox passes
 
 
@@ -175,11 +176,26 @@ class Server:
 
     async def _clock(self, desk: Desk) -> None:
         # the SLA clock every minute (what it queues goes out at once), the outbox every few seconds
-        from maildesk.outbox import send_due
 
         every = self.config.sla.every.total_seconds()
         last_sla = -every
+        holder = ClockLock(self.database_url or self.config.database_url)
+        try:
+            await self._tick(desk, holder, every, last_sla)
+        finally:
+            holder.close()
+
+    async def _tick(self, desk: Desk, holder: ClockLock, every: float, last_sla: float) -> None:
+        from maildesk.outbox import send_due
+
         while True:
+            if not await asyncio.to_thread(holder.active):
+                # PostgreSQL: another host's clock is active; stand by and try again shortly
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), timeout=STANDBY_RETRY)
+                if self._stop.is_set():
+                    break
+                continue
             if time.monotonic() - last_sla >= every:
                 last_sla = time.monotonic()
                 try:
@@ -221,6 +237,49 @@ class Server:
         while not self._stop.is_set():
             await asyncio.sleep(SUMMARY_EVERY)
             log.info("summary: %d spooled, outcomes %s", self.counters.spooled, self.counters.outcomes)
+
+
+class ClockLock:
+    """Exactly one active clock (SLA and outbox) per PostgreSQL database, the others standing by.
+
+    The advisory lock lives on a connection of its own, so which worker thread runs a pass
+    does not matter; if that connection drops (the database restarted) the lock is gone with
+    it, and the next attempt takes it again, or finds another host's clock active.
+    """
+
+    def __init__(self, url: str) -> None:
+        from maildesk.tickets.store.db import make_database
+        from maildesk.tickets.store.locks import is_postgres
+
+        database = make_database(url)
+        self.database = database if is_postgres(database) else None
+        self.held = False
+
+    def active(self) -> bool:
+        if self.database is None:
+            return True  # SQLite: one process, one clock
+        from maildesk.tickets.store.locks import try_clock_lock
+
+        try:
+            self.database.connect(reuse_if_open=True)
+            if self.held:
+                self.database.execute_sql("SELECT 1")  # still our session, so still our lock
+                held = True
+            else:
+                held = try_clock_lock(self.database)
+        except Exception:
+            log.warning("clock: cannot reach the database for the clock lock; standing by")
+            self.close()
+            held = False
+        if held != self.held:
+            log.info("clock: %s", "active" if held else "standing by: another clock is active")
+        self.held = held
+        return held
+
+    def close(self) -> None:
+        if self.database is not None and not self.database.is_closed():
+            with contextlib.suppress(Exception):
+                self.database.close()
 
 
 def serve(config: Config, database_url: str | None, role: str, start: datetime | None) -> int:

@@ -124,3 +124,18 @@ def test_workers_share_one_queue_and_each_conversation_stays_one_ticket(
     acks = rows(postgres_url, "SELECT count(*) FROM outbound_mail WHERE kind = 'acknowledgement'")
     assert acks == [(40,)]  # one acknowledgement per ticket
     assert json.dumps(taken)  # what each worker took, for the log on failure
+
+
+def test_exactly_one_clock_is_active_and_a_standby_takes_over(postgres_url: str) -> None:
+    from maildesk.serve import ClockLock
+
+    first, second = ClockLock(postgres_url), ClockLock(postgres_url)
+    try:
+        assert first.active() is True
+        assert second.active() is False  # another host's clock holds the lock
+        assert first.active() is True  # and keeps it
+        first.close()  # that host goes away
+        assert second.active() is True
+    finally:
+        first.close()
+        second.close()

@@ -70,3 +70,10 @@ def test_a_database_from_before_migration_3_is_brought_up_to_date(desk: Desk, tm
         versions = {v for (v,) in conn.execute("SELECT version FROM schema_version")}
         assert {1, 2, 3} <= versions
         assert conn.execute("SELECT count(*) FROM setting").fetchone() == (0,)  # the secret is configured
+
+
+def test_db_upgrade_says_what_it_applied_and_then_that_nothing_is_left(any_desk: Desk) -> None:
+    first = any_desk.run("db", "upgrade")
+    assert first.code == 0 and "applied 1: initial schema" in first.out
+    again = any_desk.run("db", "upgrade")
+    assert again.code == 0 and "nothing to do" in again.out and "applied" not in again.out
