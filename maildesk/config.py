@@ -85,6 +85,13 @@ class SmtpConfig:
 
 
 @dataclass(frozen=True)
+class WorkersConfig:
+    """Several workers on PostgreSQL: how long a claimed message is theirs before another may take it."""
+
+    lease: timedelta = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
 class LinksConfig:
     """Pages the canned answers and the scheduling offer point customers to (seeds 002 and 004)."""
 
@@ -317,6 +324,7 @@ class Config:
     sla: SlaConfig = SlaConfig()
     vendor: VendorConfig = VendorConfig()
     links: LinksConfig = LinksConfig()
+    workers: WorkersConfig = WorkersConfig()
     label_rules: tuple[LabelRule, ...] = ()
     threading: ThreadingConfig = ThreadingConfig()
     limits: LimitsConfig = LimitsConfig()
@@ -733,6 +741,12 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     )
     sl.finish()
 
+    wk = _Section("workers", top.get("workers", {}, dict))
+    workers = WorkersConfig(lease=wk.duration("lease", WorkersConfig.lease))
+    if workers.lease.total_seconds() < 1:
+        raise ConfigError("workers.lease", "must be at least a second")
+    wk.finish()
+
     lk = _Section("links", top.get("links", {}, dict))
     links = LinksConfig(
         **{name: _url(lk, name) for name in ("billing", "training", "cancellation", "scheduling")}
@@ -816,6 +830,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
         sla=sla,
         vendor=vendor,
         links=links,
+        workers=workers,
         label_rules=tuple(label_rules),
         threading=threading,
         limits=limits,

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     from maildesk.tickets.store.models import Contact, InboundMail, Ticket
 
 log = logging.getLogger(__name__)
-
-CLAIM_LEASE = timedelta(minutes=5)  # PostgreSQL: a claimed message another worker may take after this
 
 
 class Action(Enum):
@@ -284,7 +282,7 @@ class Worker:
         from maildesk.tickets.store.models import InboundMail
 
         # a lease is about real time (a worker that died), not the command's clock (--now)
-        ids = claim(self.database, limit, naive_utc(datetime.now(UTC)), CLAIM_LEASE)
+        ids = claim(self.database, limit, naive_utc(datetime.now(UTC)), self.config.workers.lease)
         return (
             list(InboundMail.select().where(InboundMail.id.in_(ids)).order_by(InboundMail.id)) if ids else []
         )

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import peewee
+
 from maildesk.config import Config
 from maildesk.desk import Desk, open_desk
 from maildesk.errors import UserError
@@ -139,9 +141,16 @@ class Server:
             log.info("stopped")
 
     def _process(self, desk: Desk) -> int:
-        return desk.worker.process_pending(
-            self.clock(), batch_size=WORKER_BATCH, on_outcome=self.counters.add
-        )
+        try:
+            return desk.worker.process_pending(
+                self.clock(), batch_size=WORKER_BATCH, on_outcome=self.counters.add
+            )
+        except (peewee.OperationalError, peewee.InterfaceError):
+            # the database went away (a restart, a failover): drop this thread's dead connection,
+            # so the next pass connects afresh; claimed mail comes back when its lease runs out
+            with contextlib.suppress(Exception):
+                desk.database.close()
+            raise
 
     async def _worker(self, desk: Desk) -> None:
         while not self._stop.is_set():

@@ -178,8 +178,14 @@ def postgres_server() -> Iterator[dict[str, object]]:
         "-c synchronous_commit=off -c full_page_writes=off"
     )
     pg(f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start")
+    def restart() -> None:
+        """A fast restart: every connection is dropped, as a failover or an upgrade would."""
+        pg(f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-m", "fast", "-o", options,
+           "restart")  # fmt: skip
+
     try:
-        yield {"host": "127.0.0.1", "port": port, "bindir": bindir, "data": data, "psycopg2": psycopg2}
+        yield {"host": "127.0.0.1", "port": port, "bindir": bindir, "data": data, "psycopg2": psycopg2,
+               "restart": restart}  # fmt: skip
     finally:
         subprocess.run(
             [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],
@@ -203,7 +209,12 @@ def postgres_url(postgres_server: dict) -> Iterator[str]:
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
+    conn.close()
     yield f"postgresql://postgres@127.0.0.1:{postgres_server['port']}/{name}"
+    # a fresh connection: a test may have restarted the server under the first one
+    port = postgres_server["port"]
+    conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
+    conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     conn.close()

@@ -31,12 +31,14 @@ class ServeProcess:
         role: str = "all",
         env: dict[str, str] | None = None,
         addresses: tuple[str, ...] = ("support@helpdesk.example", "help@helpdesk.example"),
+        db_url: str | None = None,
     ) -> None:
         self.env = env or {}
         self.root = root
         self.role = role
         self.port = port or free_port()
         self.db = root / "maildesk.db"
+        self.db_url = db_url or f"sqlite:///{self.db}"
         self.config = root / "maildesk.toml"
         desk = "[desk]\naddresses = [" + ", ".join(f'"{a}"' for a in addresses) + "]\n"
         self.config.write_text(
@@ -56,8 +58,10 @@ class ServeProcess:
                 "--config",
                 str(self.config),
                 "--db",
-                f"sqlite:///{self.db}",
+                self.db_url,
                 "serve",
+                "--role",
+                self.role,
             ],
             cwd=self.root,
             env=env,

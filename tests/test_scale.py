@@ -39,7 +39,7 @@ relay = "maildir:{root}/out"
 """
 
 
-def spool(url: str, config: Path, conversations: int, replies: int) -> int:
+def spool(url: str, config: Path, conversations: int, replies: int, start: int = 0) -> int:
     from maildesk.config import load_config
     from maildesk.desk import open_desk
     from maildesk.spool import Incoming
@@ -49,7 +49,7 @@ def spool(url: str, config: Path, conversations: int, replies: int) -> int:
     items = []
     # interleaved: each conversation's first message and its replies sit side by side in the
     # spool, so different workers take them at the same moment
-    for c in range(conversations):
+    for c in range(start, start + conversations):
         root = f"c{c}.0@customer.example"
         items.append(make_mail(sender=f"u{c}@customer.example", subject=f"Case {c} printer trouble",
                                message_id=root, date=t0))  # fmt: skip
@@ -139,3 +139,98 @@ def test_exactly_one_clock_is_active_and_a_standby_takes_over(postgres_url: str)
     finally:
         first.close()
         second.close()
+
+
+def processed(url: str) -> int:
+    try:
+        return int(rows(url, "SELECT count(*) FROM inbound_mail WHERE state = 'processed'")[0][0])
+    except psycopg2.Error:
+        return -1  # the database is restarting
+
+
+def wait_for(url: str, count: int, timeout: float = 90.0) -> int:
+    import time
+
+    deadline = time.monotonic() + timeout
+    done = processed(url)
+    while done < count and time.monotonic() < deadline:
+        time.sleep(0.3)
+        done = processed(url)
+    return done
+
+
+def test_a_dead_workers_claims_are_taken_over_when_their_lease_runs_out(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from maildesk.config import load_config
+    from maildesk.desk import open_desk
+    from maildesk.tickets.store.locks import claim
+
+    config = tmp_path / "maildesk.toml"
+    config.write_text(CONFIG.format(root=tmp_path) + '\n[workers]\nlease = "2s"\n')
+    total = spool(postgres_url, config, conversations=10, replies=1)
+    desk = open_desk(load_config(config), postgres_url)
+    # a worker claims half the queue and dies before processing any of it
+    taken = claim(desk.database, total // 2, datetime.now(UTC).replace(tzinfo=None), timedelta(seconds=2))
+    desk.close()
+    assert len(taken) == total // 2
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    first = subprocess.run([sys.executable, "-c", WORKER, str(config), postgres_url, "50"], env=env,
+                           capture_output=True, timeout=120)  # fmt: skip
+    assert first.returncode == 0, first.stderr.decode()[-2000:]
+    assert int(first.stdout.decode().split()[-1]) == total - len(taken)  # the dead worker's share waits
+    import time
+
+    time.sleep(2.5)  # the lease runs out
+    second = subprocess.run([sys.executable, "-c", WORKER, str(config), postgres_url, "50"], env=env,
+                            capture_output=True, timeout=120)  # fmt: skip
+    assert second.returncode == 0, second.stderr.decode()[-2000:]
+    assert int(second.stdout.decode().split()[-1]) == len(taken)
+    assert processed(postgres_url) == total
+    assert rows(
+        postgres_url, "SELECT count(DISTINCT inbound_id), count(*) FROM message WHERE direction = 'in'"
+    ) == [(total, total)]
+
+
+def test_workers_survive_a_sigkilled_peer_and_a_database_restart(
+    postgres_url: str, postgres_server: dict, tmp_path: Path
+) -> None:
+    from tests.smtp_server import ServeProcess
+
+    extra = '\n[workers]\nlease = "3s"\n'
+    total = spool(postgres_url, _config(tmp_path, extra), conversations=150, replies=1)
+    for i in range(2):
+        (tmp_path / f"w{i}").mkdir()
+    workers = [ServeProcess(tmp_path / f"w{i}", extra, role="worker", db_url=postgres_url) for i in range(2)]
+    for worker in workers:
+        worker.start()
+    try:
+        assert wait_for(postgres_url, 20, timeout=60) >= 20
+        workers[0].kill()  # mid-batch, holding claims
+        postgres_server["restart"]()  # and every connection drops
+        more = spool(postgres_url, _config(tmp_path, extra), conversations=20, replies=1, start=150)
+        done = wait_for(postgres_url, total + more, timeout=120)
+        assert done == total + more
+    finally:
+        for worker in workers:
+            if worker.proc is not None and worker.proc.poll() is None:
+                worker.terminate()
+    stored = rows(
+        postgres_url, "SELECT count(*), count(DISTINCT inbound_id) FROM message WHERE direction = 'in'"
+    )
+    assert stored == [(total + more, total + more)]  # every message once, none twice
+    split = rows(
+        postgres_url,
+        "SELECT split_part(m.message_id, '.', 1), count(DISTINCT m.ticket_id) FROM message m "
+        "WHERE m.direction = 'in' GROUP BY 1 HAVING count(DISTINCT m.ticket_id) > 1",
+    )
+    assert split == []  # threads whole
+    acks = rows(postgres_url, "SELECT count(*), count(DISTINCT message_id) FROM outbound_mail")
+    assert acks[0][0] == acks[0][1] == 170  # one acknowledgement per ticket, none queued twice
+
+
+def _config(root: Path, extra: str) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    config = root / "maildesk.toml"
+    config.write_text(CONFIG.format(root=root) + extra)
+    return config
