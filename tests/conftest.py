@@ -178,6 +178,7 @@ def postgres_server() -> Iterator[dict[str, object]]:
         "-c synchronous_commit=off -c full_page_writes=off"
     )
     pg(f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start")
+
     def restart() -> None:
         """A fast restart: every connection is dropped, as a failover or an upgrade would."""
         pg(f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-m", "fast", "-o", options,
