@@ -169,11 +169,17 @@ FORWARDS = sorted((Path(__file__).parent.parent / "fixtures" / "emails" / "forwa
 
 
 @pytest.mark.parametrize("path", FORWARDS, ids=lambda p: p.stem)
-def test_a_colleagues_forward_makes_the_customer_the_requester(team: Desk, path: Path) -> None:
+def test_a_colleagues_forward_makes_the_customer_the_requester(
+    team: Desk, path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     import tomllib
 
     expect = tomllib.loads(path.with_suffix(".expect.toml").read_text(encoding="utf-8"))
-    team.ingest(path, now="2026-11-03T20:00:00Z")
+    # as our border MTA records it: the colleague's own domain passed DMARC
+    stamped = tmp_path_factory.mktemp("fwd") / path.name
+    vouched = b"Authentication-Results: mx.helpdesk.example; dmarc=pass header.from=helpdesk.example\r\n"
+    stamped.write_bytes(vouched + path.read_bytes())
+    team.ingest(stamped, now="2026-11-03T20:00:00Z")
     (ticket,) = team.tickets()
     outer = str(parse_from(path))
     if not expect["found"] or not outer.endswith("@helpdesk.example"):
@@ -318,3 +324,16 @@ def test_agents_corrections_train_a_request_type_model_that_routing_then_uses(
     second = team.show("MD-2")
     assert second["request_type"] == "configuration change"
     assert any("request-type model" in e["detail"] for e in second["events"] if e["kind"] == "request_type")
+
+
+def test_spam_forging_the_desks_own_domain_is_still_screened(desk: Desk, tmp_path: Path) -> None:
+    import re
+
+    corpus = Path(__file__).parent.parent.parent / "shared" / "corpora" / "spamassassin-2002" / "spam"
+    spam = sorted(corpus.iterdir())[:40]
+    caught = 0
+    for i, path in enumerate(spam):
+        raw = re.sub(rb"(?mi)^From:.*$", b"From: ceo@helpdesk.example", path.read_bytes(), count=1)
+        (tmp_path / f"s{i}.eml").write_bytes(raw)
+        caught += desk.ingest(tmp_path / f"s{i}.eml")["spam"]
+    assert caught >= 30  # the desk's own domain on the From buys no trust without our MTA's word for it

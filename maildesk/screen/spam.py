@@ -1,7 +1,7 @@
 """Spam rule: the trained model, an upstream filter's verdict, sender authentication, and lists.
 
 The order of evidence:
-1. the deny list: always spam; the allow list, configured organisations and staff: never spam,
+1. the deny list: always spam; the allow list, configured organisations and authenticated staff: never spam,
    unless the message fails authentication for that very domain (a forged From of a
    customer is exactly what a spammer would try);
 2. an upstream filter's X-Spam-Flag / X-Spam-Status: Yes (when `screen.trust_upstream`);
@@ -68,12 +68,13 @@ def check(ctx: MailContext) -> Verdict | None:
     forged = authentication_failures(mail, domain)
     if _listed(sender, config.screen.deny):
         return Verdict(Action.QUARANTINE, "spam", (f"{sender} is on the deny list",), spam_score=1.0)
-    # colleagues (agents, desk.staff_domains) are trusted like a customer organisation: they
-    # forward customers' mail, which reads like anything; a forged From is caught just below
+    # colleagues (agents, desk.staff_domains) forward customers' mail, which reads like anything;
+    # but spammers forge the desk's own domain more than any other, so a colleague is trusted
+    # only when our MTA vouches for the domain (DMARC or DKIM pass), not on the From alone
     trusted = (
         _listed(sender, config.screen.allow)
         or config.organization_for(sender) is not None
-        or (bool(sender) and config.is_staff(sender))
+        or (bool(sender) and config.is_staff(sender) and _vouched_for(mail, domain))
     )
     if trusted and not forged:
         return None
@@ -108,15 +109,16 @@ def upstream_verdict(mail: ParsedMail) -> str | None:
     return None
 
 
-def authentication_failures(mail: ParsedMail, domain: str) -> tuple[str, ...]:
-    """Failures our MTA recorded for the sender's own domain (RFC 8601 Authentication-Results).
+def authentication_results(mail: ParsedMail, domain: str) -> dict[str, str]:
+    """What our MTA recorded for the sender's own domain (RFC 8601 Authentication-Results):
+    method -> result, e.g. {"dmarc": "pass", "spf": "fail"}.
 
     Only the topmost header counts: it is the one our own border MTA added; anything below it
     came with the message and could be written by anyone.
     """
     values = mail.headers.get("authentication-results", ())
     if not values or not domain:
-        return ()
+        return {}
     results: dict[str, str] = {}
     for clause in values[0].split(";"):
         found = _RESULT.search(clause)
@@ -127,11 +129,22 @@ def authentication_failures(mail: ParsedMail, domain: str) -> tuple[str, ...]:
         if named and not any(d == domain or domain.endswith("." + d) for d in named):
             continue  # a result about some other domain (a mailing list's, a forwarder's)
         results.setdefault(method, result)
+    return results
+
+
+def authentication_failures(mail: ParsedMail, domain: str) -> tuple[str, ...]:
+    """Failures our MTA recorded for the sender's own domain."""
+    results = authentication_results(mail, domain)
     if results.get("dmarc") == "fail":
         return (f"DMARC failed for {domain}",)
     if results.get("spf") == "fail" and results.get("dkim") in ("fail", "none"):
         return (f"SPF and DKIM failed for {domain}",)
     return ()
+
+
+def _vouched_for(mail: ParsedMail, domain: str) -> bool:
+    results = authentication_results(mail, domain)
+    return results.get("dmarc") == "pass" or results.get("dkim") == "pass"
 
 
 def _listed(address: str, entries: tuple[str, ...]) -> bool:
