@@ -44,7 +44,6 @@ def dispatch(ticket: Ticket, config: Config, now: datetime, reason: str) -> bool
             detail=f"{reason}, but no vendor address is configured",
         )
         return False
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
     requester = Contact.get_or_none(Contact.id == ticket.requester_id) if ticket.requester_id else None
     organization = (
         Organization.get_or_none(Organization.id == ticket.organization_id)
@@ -65,15 +64,12 @@ def dispatch(ticket: Ticket, config: Config, now: datetime, reason: str) -> bool
         .order_by(Message.arrived_at, Message.id)
         .limit(_CONVERSATION_LIMIT)
     ]
-    message = build(
+    _send(
+        ticket,
         config,
-        environment_for(config),
+        now,
         "vendor_dispatch",
         {
-            "vendor": vendor.name or "colleagues",
-            "desk": config.desk.name,
-            "ref": ref,
-            "subject": ticket.subject,
             "priority": ticket.priority,
             "issue_type": ticket.issue_type,
             "reason": reason,
@@ -83,20 +79,7 @@ def dispatch(ticket: Ticket, config: Config, now: datetime, reason: str) -> bool
             "conversation": conversation,
             "created": ticket.created_at,
         },
-        to=[(vendor.name, vendor.address)],
-        subject=f"[{ref}] {ticket.subject}",
-        now=now,
-        ref=ref,
-        reply_to=vendor_address(config, ticket),
-    )
-    enqueue(
-        message,
-        recipients=[vendor.address],
-        sender=config.desk.addresses[0],
-        kind="dispatch",
-        automatic=False,
-        now=now,
-        ticket=ticket.id,
+        subject=f"[{config.desk.ticket_prefix}-{ticket.number}] {ticket.subject}",
     )
     ticket.vendor = "dispatched"
     ticket.save()
@@ -112,24 +95,31 @@ def dispatch(ticket: Ticket, config: Config, now: datetime, reason: str) -> bool
 
 def tell_vendor(ticket: Ticket, config: Config, now: datetime, template: str, text: str, by: str) -> None:
     """A note to the vendor about a dispatched ticket (an important internal note, a hand-back)."""
-    vendor = config.vendor
-    if not vendor.address:
+    if not config.vendor.address:
         return
+    subject = f"Re: [{config.desk.ticket_prefix}-{ticket.number}] {ticket.subject}"
+    _send(ticket, config, now, template, {"text": text, "by": by}, subject=subject)
+
+
+def _send(
+    ticket: Ticket, config: Config, now: datetime, template: str, context: dict[str, object], *, subject: str
+) -> None:
+    """Queue `template` for the vendor's address, with the ticket's signed reply address."""
+    vendor = config.vendor
     ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    common = {
+        "vendor": vendor.name or "colleagues",
+        "desk": config.desk.name,
+        "ref": ref,
+        "subject": ticket.subject,
+    }
     message = build(
         config,
         environment_for(config),
         template,
-        {
-            "vendor": vendor.name or "colleagues",
-            "desk": config.desk.name,
-            "ref": ref,
-            "subject": ticket.subject,
-            "text": text,
-            "by": by,
-        },
+        {**common, **context},
         to=[(vendor.name, vendor.address)],
-        subject=f"Re: [{ref}] {ticket.subject}",
+        subject=subject,
         now=now,
         ref=ref,
         reply_to=vendor_address(config, ticket),
