@@ -18,12 +18,12 @@ from typing import Any
 from maildesk.config import ISSUE_TYPES, PRIORITIES, Config
 from maildesk.tickets.statuses import ALIASES, AWAITING_CUSTOMER, RESOLVED, STATUSES
 from maildesk.tickets.store.models import Agent, Label, Message, Ticket
+from maildesk.tickets.tiers import LAST_TIER, TIERS, agents_of_tier
 
 _COMMAND = re.compile(r"^[ \t]*#([a-z][a-z-]{1,20})\b[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
 MAX_COMMANDS = 20
 
 
-TIERS = {1: "our support team", 2: "our senior engineers", 3: "the head of IT"}
 INTERNAL = frozenset(
     {"internal", "note", "private", "comment", "important"}
 )  # important: copied to the vendor
@@ -266,12 +266,11 @@ def _priority(act: Act) -> Outcome:
 def _escalate(act: Act) -> Outcome:
     """Tier 1 -> 2 (senior engineers) -> 3 (the head), seed 003; the new tier's agents are told."""
     ticket = act.ticket
-    if ticket.tier >= max(TIERS):
-        return Outcome(False, f"already at the last tier ({TIERS[max(TIERS)]})")
+    if ticket.tier >= LAST_TIER:
+        return Outcome(False, f"already at the last tier ({TIERS[LAST_TIER]})")
     ticket.tier = ticket.tier + 1
     ticket.updated_at = act.now
-    agents = [a for a in act.config.agents if a.tier == ticket.tier]
-    same_team = [a for a in agents if a.team == ticket.team] or agents
+    same_team = agents_of_tier(act.config, ticket.tier, ticket.team)
     assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
     configured = act.config.agent(assignee.address) if assignee is not None else None
     if configured is None or configured.tier < ticket.tier:

@@ -39,12 +39,12 @@ from maildesk.tickets.issue_records import stored
 from maildesk.tickets.statuses import AWAITING_CUSTOMER, OPEN_STATUSES, OWED, RESOLVED
 from maildesk.tickets.store.fast import Statements
 from maildesk.tickets.store.models import Contact, Event, OutboundMail, SlaMark, Ticket
+from maildesk.tickets.tiers import TIERS, agents_of_tier
 
 log = logging.getLogger(__name__)
 
 OPEN = OPEN_STATUSES
 WATCHED = (*OPEN, RESOLVED)
-TIERS = {2: "our senior engineers", 3: "the head of IT"}
 BATCH = 500
 
 
@@ -292,6 +292,21 @@ class _Rules:
         contact = Contact.get_or_none(Contact.id == t.requester_id) if t.requester_id else None
         return (contact.name, contact.email) if contact is not None else ("", "")
 
+    def _remind(self, event: str, reason: str, due: datetime) -> None:
+        """The sla_reminder to the ticket's agents (its assignee, else its team, else everyone)."""
+        notify_agents(
+            self.ticket,
+            self.config,
+            self.now,
+            event=event,
+            text="",
+            requester=self._requester(),
+            agents=agents_for(self.ticket, self.config),
+            template="sla_reminder",
+            sql=self.batch.sql,
+            extra={"reason": reason, "due": f"{due:%Y-%m-%d %H:%M} UTC"},
+        )
+
     # -- the rules --------------------------------------------------------------------------
 
     def _first_response(self) -> None:
@@ -312,11 +327,10 @@ class _Rules:
     def _escalate(self, reason: str) -> None:
         t = self.ticket
         t.tier += 1
-        level = TIERS.get(t.tier, "the head of IT")
+        level = TIERS[t.tier]
         t.assignee = None
         self._event("escalated", f"to tier {t.tier} ({level}): {reason}")
-        tier = [a for a in self.config.agents if a.tier == t.tier]
-        targets = [a for a in tier if a.team == t.team] or tier
+        targets = agents_of_tier(self.config, t.tier, t.team)
         notify_agents(
             t,
             self.config,
@@ -348,24 +362,9 @@ class _Rules:
         due = naive_utc(self.calendar.add(t.created_at, self.config.sla.unclaimed_alert))
         if not self._due(due) or not self._once("unclaimed"):
             return
-        t = self.ticket
         self._breach("unclaimed", due, "nobody has taken it")
-        team = [a for a in self.config.agents if t.team and a.team == t.team] or list(self.config.agents)
-        notify_agents(
-            t,
-            self.config,
-            self.now,
-            event="unclaimed",
-            text="",
-            requester=self._requester(),
-            agents=team,
-            template="sla_reminder",
-            sql=self.batch.sql,
-            extra={
-                "reason": "nobody has taken this ticket yet; reply with #take to claim it",
-                "due": f"{due:%Y-%m-%d %H:%M} UTC",
-            },
-        )
+        # every agent of the team (it has no assignee): agents_for gives the team, else everyone
+        self._remind("unclaimed", "nobody has taken this ticket yet; reply with #take to claim it", due)
 
     def _scheduling(self) -> None:
         """Seed 004: unclaimed after the team alert, a ticket that can wait gets a scheduling link, once."""
@@ -394,25 +393,9 @@ class _Rules:
         due = t.updated_at + self.config.sla.no_update
         if not self._due(due) or not self._once("update", f"{t.updated_at:%Y%m%d%H%M%S}"):
             return
-        t = self.ticket
-        self._breach("update", due, f"no update for {self.config.sla.no_update.days or 1} day(s)")
-        agents = agents_for(t, self.config)
-        notify_agents(
-            t,
-            self.config,
-            self.now,
-            event="reminder",
-            text="",
-            requester=self._requester(),
-            agents=agents,
-            template="sla_reminder",
-            sql=self.batch.sql,
-            extra={
-                "reason": "this ticket has had no update for over "
-                f"{self.config.sla.no_update.days or 1} day(s)",
-                "due": f"{due:%Y-%m-%d %H:%M} UTC",
-            },
-        )
+        days = self.config.sla.no_update.days or 1
+        self._breach("update", due, f"no update for {days} day(s)")
+        self._remind("reminder", f"this ticket has had no update for over {days} day(s)", due)
 
     def _status_update(self) -> None:
         t = self.ticket
@@ -424,22 +407,7 @@ class _Rules:
         due = naive_utc(self.calendar.add(since, interval))
         if not self._due(due) or not self._once("status_update", f"{since:%Y%m%d%H%M%S}"):
             return
-        t = self.ticket
-        notify_agents(
-            t,
-            self.config,
-            self.now,
-            event="reminder",
-            text="",
-            requester=self._requester(),
-            agents=agents_for(t, self.config),
-            template="sla_reminder",
-            sql=self.batch.sql,
-            extra={
-                "reason": f"a {t.priority} ticket: the customer is due a status update",
-                "due": f"{due:%Y-%m-%d %H:%M} UTC",
-            },
-        )
+        self._remind("reminder", f"a {self.ticket.priority} ticket: the customer is due a status update", due)
 
     def _vendor(self) -> None:
         t = self.ticket
