@@ -12,10 +12,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from maildesk.clock import naive_utc
-from maildesk.config import TeamConfig
 from maildesk.outbox import enqueue
 from maildesk.respond import policy, relay
-from maildesk.respond.notices import notify_agents, notify_team_address, tell_team_of_bounce
+from maildesk.respond.notices import notify_agents, tell_team_of_bounce
 from maildesk.respond.render import build, environment_for
 from maildesk.tickets.statuses import AWAITING_CUSTOMER, AWAITING_SUPPORT
 from maildesk.tickets.store.models import Event, Message
@@ -105,10 +104,8 @@ def _courtesy_alerts(ctx: MailContext, who: tuple[str, str]) -> None:
     assert ticket is not None and mail is not None
     for team in ctx.config.teams:
         if team.every_ticket and team.address and team.name != ticket.team:
-            courtesy = TeamConfig(team.name, team.address)
-            notify_team_address(
-                ticket, ctx.config, naive_utc(ctx.now), courtesy, text=mail.new_text, requester=who
-            )
+            notify_agents(ticket, ctx.config, naive_utc(ctx.now), event="courtesy", text=mail.new_text,
+                          requester=who, team=team)  # fmt: skip
 
 
 def _acknowledge(ctx: MailContext) -> None:

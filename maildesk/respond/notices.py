@@ -135,11 +135,13 @@ def notify_agents(
     template: str = "ticket_notice",
     extra: Mapping[str, Any] | None = None,
     sql: Statements | None = None,
+    team: TeamConfig | None = None,
 ) -> list[str]:
     """Send each agent the ticket with their own signed Reply-To; returns who was told.
 
     One message per agent, because the signature names the agent: a reply proves who wrote
-    it. With no agents configured the team's address gets it, without a signed address.
+    it. With no agents configured the team's address gets it, without a signed address; so
+    does `team`'s shared address, when one is given instead (a courtesy alert).
     """
     chosen = list(agents_for(ticket, config) if agents is None else agents)
     ref = f"{config.desk.ticket_prefix}-{ticket.number}"
@@ -153,7 +155,7 @@ def notify_agents(
     }  # fmt: skip
     targets: list[tuple[str, str, str, str]] = []  # name, address, reply token address, comment address
     ids = {row.address.lower(): row.id for row in Agent.select(Agent.id, Agent.address)}
-    for agent in chosen:
+    for agent in [] if team is not None else chosen:
         agent_id = ids.get(agent.address.lower())
         if agent_id is None:
             continue
@@ -164,9 +166,12 @@ def notify_agents(
         )
         targets.append((agent.name or agent.address, agent.address, reply, comment))
     if not targets:
-        teams = [t for t in config.teams if t.address and t.name == ticket.team] or [
-            t for t in config.teams if t.address
-        ]
+        teams = (
+            [team]
+            if team is not None
+            else [t for t in config.teams if t.address and t.name == ticket.team]
+            or [t for t in config.teams if t.address]
+        )
         targets = [(t.name, t.address, "", config.desk.addresses[0]) for t in teams[:1]]
     told = []
     for name, address, reply, comment in targets:
@@ -218,57 +223,6 @@ def tell_agent(
     )  # fmt: skip
     enqueue(message, recipients=[agent.address], sender=config.desk.addresses[0], kind=kind,
             automatic=True, now=now, ticket=ticket.id if ticket is not None else None)  # fmt: skip
-
-
-def notify_team_address(
-    ticket: Ticket, config: Config, now: datetime, team: TeamConfig, *, text: str, requester: tuple[str, str]
-) -> None:
-    """The ticket sent to a team's shared address, for information (no signed reply address)."""
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
-    assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
-    message = build(
-        config,
-        environment_for(config),
-        "ticket_notice",
-        {
-            "agent": team.name,
-            "event": "courtesy",
-            "ref": ref,
-            "subject": ticket.subject,
-            "requester": requester[1],
-            "requester_name": requester[0],
-            "text": text,
-            "issue_type": ticket.issue_type,
-            "priority": ticket.priority,
-            "team": ticket.team,
-            "assignee": assignee.name if assignee else "",
-            "attachments": [],
-            "comment_address": config.desk.addresses[0],
-        },
-        to=[(team.name, team.address)],
-        subject=f"[{ref}] {ticket.subject}",
-        now=now,
-        ref=ref,
-        automatic=True,
-        auto_submitted="auto-generated",
-        from_name=f"{requester[0] or requester[1]} via {config.desk.name}",
-    )
-    enqueue(
-        message,
-        recipients=[team.address],
-        sender=config.desk.addresses[0],
-        kind="notification",
-        automatic=True,
-        now=now,
-        ticket=ticket.id,
-    )
-    Event.create(
-        ticket=ticket,
-        at=naive_utc(now),
-        kind="notified",
-        actor="maildesk",
-        detail=f"courtesy alert to {team.name} ({team.address})",
-    )
 
 
 def tell_account_manager(
