@@ -20,57 +20,35 @@ def _initial(database: Database) -> None:
     database.create_tables(models.ALL_MODELS, safe=True)
 
 
-def _outbox_and_spam_score(database: Database) -> None:
-    # a database created by this release already has the columns (migration 1 builds the
-    # current models); one created before gets them added
+def _add_missing_columns(database: Database, model: type[models.BaseModel], names: tuple[str, ...]) -> None:
+    """Add the model's columns a database lacks: one created by a later release has them already
+    (migration 1 builds the current models), one created before gets them added."""
     from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
+    table = model._meta.table_name
+    present = {column.name for column in database.get_columns(table)}
     migrator = (
         SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
     )
-    wanted = {
-        models.InboundMail: ("spam_score",),
-        models.OutboundMail: ("recipient", "kind", "automatic", "sender", "data"),
-    }
-    operations = []
-    for model, names in wanted.items():
-        table = model._meta.table_name
-        present = {column.name for column in database.get_columns(table)}
-        for name in names:
-            field = model._meta.fields[name]
-            if field.column_name not in present:
-                operations.append(migrator.add_column(table, field.column_name, field))
-    migrate(*operations)
+    fields = [model._meta.fields[name] for name in names]
+    migrate(*(migrator.add_column(table, f.column_name, f) for f in fields if f.column_name not in present))
+
+
+def _outbox_and_spam_score(database: Database) -> None:
+    _add_missing_columns(database, models.InboundMail, ("spam_score",))
+    _add_missing_columns(database, models.OutboundMail, ("recipient", "kind", "automatic", "sender", "data"))
     database.execute_sql("CREATE INDEX IF NOT EXISTS outbound_mail_recipient ON outbound_mail (recipient)")
     database.execute_sql("CREATE INDEX IF NOT EXISTS message_from_addr ON message (from_addr)")
 
 
 def _tier_and_settings(database: Database) -> None:
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
-
     database.create_tables([models.Setting], safe=True)
-    present = {column.name for column in database.get_columns(models.Ticket._meta.table_name)}
-    if "tier" not in present:
-        migrator = (
-            SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
-        )
-        migrate(migrator.add_column(models.Ticket._meta.table_name, "tier", models.Ticket.tier))
+    _add_missing_columns(database, models.Ticket, ("tier",))
 
 
 def _sla_clock(database: Database) -> None:
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
-
     table = models.Ticket._meta.table_name
-    present = {column.name for column in database.get_columns(table)}
-    migrator = (
-        SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
-    )
-    operations = [
-        migrator.add_column(table, name, models.Ticket._meta.fields[name])
-        for name in ("sla_next_at", "first_response_due", "waiting_since")
-        if name not in present
-    ]
-    migrate(*operations)
+    _add_missing_columns(database, models.Ticket, ("sla_next_at", "first_response_due", "waiting_since"))
     database.execute_sql(f"CREATE INDEX IF NOT EXISTS ticket_sla_next_at ON {table} (sla_next_at)")
     database.create_tables([models.SlaMark], safe=True)
     # tickets open before the clock existed are looked at on its first pass
@@ -89,25 +67,11 @@ def _statuses(database: Database) -> None:
 
 
 def _request_type(database: Database) -> None:
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
-
-    table = models.Ticket._meta.table_name
-    if "request_type" not in {column.name for column in database.get_columns(table)}:
-        migrator = (
-            SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
-        )
-        migrate(migrator.add_column(table, "request_type", models.Ticket.request_type))
+    _add_missing_columns(database, models.Ticket, ("request_type",))
 
 
 def _issue_record(database: Database) -> None:
-    from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
-
-    table = models.Ticket._meta.table_name
-    if "issue_record" not in {column.name for column in database.get_columns(table)}:
-        migrator = (
-            SqliteMigrator(database) if isinstance(database, SqliteDatabase) else PostgresqlMigrator(database)
-        )
-        migrate(migrator.add_column(table, "issue_record", models.Ticket.issue_record))
+    _add_missing_columns(database, models.Ticket, ("issue_record",))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
