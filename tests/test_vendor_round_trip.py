@@ -4,34 +4,21 @@ agent's `#return` takes the ticket back. The customer hears of none of it."""
 
 from __future__ import annotations
 
-import json
 import smtplib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import ROOT
 from tests.mail import make_mail, reply_to
 from tests.smtp_server import ServeProcess, free_port
-from tests.test_agent_mail_client import Mailboxes
+from tests.test_agent_mail_client import AGENTS, Mailboxes, show
 
 # the desk is open one minute a week, so the wall clock is after hours whenever the test runs
-CONFIG = """
-[[teams]]
-name = "Service Desk"
-
-[[agents]]
-address = "alice@helpdesk.example"
-name = "Alice Example"
-team = "Service Desk"
-
-[[routing]]
-team = "Service Desk"
-
+CONFIG = (
+    AGENTS
+    + """
 [hours]
 timezone = "UTC"
 sun = "00:00-00:01"
@@ -45,6 +32,7 @@ address = "dispatch@vendor.example"
 domains = ["vendor.example"]
 after_hours = true
 """
+)
 
 
 @pytest.fixture
@@ -59,15 +47,6 @@ def desk(tmp_path: Path) -> Iterator[tuple[ServeProcess, Mailboxes]]:
     finally:
         serve.terminate()
         relay.stop()
-
-
-def show(serve: ServeProcess, ref: str) -> dict:
-    command = [sys.executable, "-m", "maildesk.cli", "--config", str(serve.config), "--db", f"sqlite:///{serve.db}",
-               "tickets", "show", ref, "--json"]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, cwd=serve.root, timeout=60,
-                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})  # fmt: skip
-    assert done.returncode == 0, done.stderr.decode()
-    return dict(json.loads(done.stdout))
 
 
 def send(serve: ServeProcess, sender: str, recipient: str, raw: bytes) -> None:
