@@ -180,7 +180,7 @@ def _confirm(
     if not internal and sent is None and not wrote and not any(o.tell_customer for _, o in results):
         lines.append({"command": "(reply)", "ok": True, "detail": "nothing was sent to the customer"})
     failed = sum(1 for line in lines if not line["ok"])
-    ref = f"{ctx.config.desk.ticket_prefix}-{ticket.number}"
+    ref = ctx.ticket_ref
     tell_agent(
         ticket, ctx.config, ctx.now, agent.agent, "agent_confirmation",
         {"relayed_to": list(sent.to) if sent else [], "internal": internal, "results": lines},
@@ -207,7 +207,7 @@ def _refuse(ctx: MailContext, agent: AgentMail) -> None:
     )
     if recent.count() >= _UNVERIFIED_NOTICES_PER_HOUR:
         return
-    ref = f"{ctx.config.desk.ticket_prefix}-{ticket.number}"
+    ref = ctx.ticket_ref
     tell_agent(
         ticket, ctx.config, ctx.now, agent.agent, "unverified_notice",
         {"sender": mail.sender.email, "reason": agent.problem},

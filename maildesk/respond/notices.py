@@ -13,6 +13,7 @@ from maildesk.respond.addresses import reply_address, sign
 from maildesk.respond.render import build, environment_for
 from maildesk.signing import desk_secret
 from maildesk.tickets.store.models import Agent, Attachment, Contact, Event, Message, Organization, Ticket
+from maildesk.tickets.views import ref as ticket_ref
 
 if TYPE_CHECKING:
     from maildesk.pipeline import MailContext
@@ -144,7 +145,7 @@ def notify_agents(
     does `team`'s shared address, when one is given instead (a courtesy alert).
     """
     chosen = list(agents_for(ticket, config) if agents is None else agents)
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    ref = ticket_ref(ticket, config)
     secret = desk_secret(config)
     assignee = Agent.get_or_none(Agent.id == ticket.assignee_id) if ticket.assignee_id else None
     base = {
@@ -208,7 +209,7 @@ def tell_agent(
     kind: str = "notification",
 ) -> None:
     """A message to one agent about their own mail (a confirmation, a refusal)."""
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}" if ticket is not None else ""
+    ref = ticket_ref(ticket, config) if ticket is not None else ""
     reply = ""
     row = Agent.get_or_none(Agent.address == agent.address)
     if ticket is not None and reply_token and row is not None:
@@ -240,7 +241,7 @@ def tell_account_manager(
         why = f"{what}: no account manager configured for the requester's organisation"
         Event.create(ticket=ticket, at=at, kind="notice_skipped", actor="maildesk", detail=why)
         return False
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    ref = ticket_ref(ticket, config)
     contact = Contact.get_or_none(Contact.id == ticket.requester_id) if ticket.requester_id else None
     message = build(
         config, environment_for(config), "account_manager_notice",

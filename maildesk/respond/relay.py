@@ -22,6 +22,7 @@ from maildesk.config import Config
 from maildesk.outbox import enqueue
 from maildesk.respond.render import build, environment_for
 from maildesk.tickets.store.models import Contact, Event, Message, Ticket, TicketParticipant
+from maildesk.tickets.views import ref as ticket_ref
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def send(
     to, cc = customer_side(ticket, config)
     if not to:
         return None
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    ref = ticket_ref(ticket, config)
     in_reply_to, references = thread_headers(ticket)
     requester_name = to[0][0]
     message = build(

@@ -19,6 +19,7 @@ from maildesk.respond.addresses import reply_address, sign
 from maildesk.respond.render import build, environment_for
 from maildesk.signing import desk_secret
 from maildesk.tickets.store.models import Contact, Event, Message, Organization, Ticket
+from maildesk.tickets.views import ref as ticket_ref
 
 VENDOR_AGENT_ID = 0  # the agent number in a signed address given to the vendor
 _CONVERSATION_LIMIT = 30  # messages
@@ -79,7 +80,7 @@ def dispatch(ticket: Ticket, config: Config, now: datetime, reason: str) -> bool
             "conversation": conversation,
             "created": ticket.created_at,
         },
-        subject=f"[{config.desk.ticket_prefix}-{ticket.number}] {ticket.subject}",
+        subject=f"[{ticket_ref(ticket, config)}] {ticket.subject}",
     )
     ticket.vendor = "dispatched"
     ticket.save()
@@ -97,7 +98,7 @@ def tell_vendor(ticket: Ticket, config: Config, now: datetime, template: str, te
     """A note to the vendor about a dispatched ticket (an important internal note, a hand-back)."""
     if not config.vendor.address:
         return
-    subject = f"Re: [{config.desk.ticket_prefix}-{ticket.number}] {ticket.subject}"
+    subject = f"Re: [{ticket_ref(ticket, config)}] {ticket.subject}"
     _send(ticket, config, now, template, {"text": text, "by": by}, subject=subject)
 
 
@@ -106,7 +107,7 @@ def _send(
 ) -> None:
     """Queue `template` for the vendor's address, with the ticket's signed reply address."""
     vendor = config.vendor
-    ref = f"{config.desk.ticket_prefix}-{ticket.number}"
+    ref = ticket_ref(ticket, config)
     common = {
         "vendor": vendor.name or "colleagues",
         "desk": config.desk.name,

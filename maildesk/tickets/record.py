@@ -32,6 +32,7 @@ from maildesk.tickets.store.models import (
     TicketLink,
     TicketParticipant,
 )
+from maildesk.tickets.views import ref as ticket_ref
 
 AUTOMATIC = frozenset({"auto-reply", "bounce"})
 
@@ -86,8 +87,8 @@ def record(ctx: MailContext) -> Verdict:
         if decision.follow_up_of is not None:
             old = Ticket.get_by_id(decision.follow_up_of)
             TicketLink.create(source=ticket, target=old, kind="follow-up", created_at=now)
-            events.append(_event(ticket, now, "linked", f"follow-up of {_ref(old, config)}"))
-            events.append(_event(old, now, "linked", f"continued in {_ref(ticket, config)}"))
+            events.append(_event(ticket, now, "linked", f"follow-up of {ticket_ref(old, config)}"))
+            events.append(_event(old, now, "linked", f"continued in {ticket_ref(ticket, config)}"))
         if decision.refused_tag is not None:
             events.append(
                 _event(
@@ -244,10 +245,6 @@ def _contact_email(_: int) -> Any:
     return Contact.select(Contact.email).where(Contact.id == 0)
 
 
-def _ref(ticket: Ticket, config: Config) -> str:
-    return f"{config.desk.ticket_prefix}-{ticket.number}"
-
-
 def _event(
     ticket: Ticket, at: datetime, kind: str, detail: str, actor: str = "maildesk"
 ) -> dict[str, object]:
@@ -340,8 +337,12 @@ def _merge(source: Ticket, target: Ticket, config: Config, now: datetime) -> lis
     source.status = "merged"
     source.updated_at = now
     source.save()
-    events.append(_event(source, now, "merged", f"merged into {_ref(target, config)}: the headers link them"))
-    events.append(_event(target, now, "merged", f"{_ref(source, config)} merged in: the headers link them"))
+    events.append(
+        _event(source, now, "merged", f"merged into {ticket_ref(target, config)}: the headers link them")
+    )
+    events.append(
+        _event(target, now, "merged", f"{ticket_ref(source, config)} merged in: the headers link them")
+    )
     return events
 
 
