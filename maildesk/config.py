@@ -313,6 +313,7 @@ class LimitsConfig:
 class Config:
     desk: DeskConfig = DeskConfig()
     database_url: str = DEFAULT_DB_URL
+    database_pool: int = 10  # PostgreSQL connections per process at most
     storage: StorageConfig = StorageConfig()
     smtp: SmtpConfig = SmtpConfig()
     outbound: OutboundConfig = OutboundConfig()
@@ -520,6 +521,9 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
 
     db = _Section("database", top.get("database", {}, dict))
     database_url = db.get("url", DEFAULT_DB_URL)
+    database_pool = db.get("pool_size", 10)
+    if not 1 <= database_pool <= 1000:
+        raise ConfigError("database.pool_size", "must be between 1 and 1000")
     db.finish()
 
     s = _Section("storage", top.get("storage", {}, dict))
@@ -819,6 +823,7 @@ def parse_config(data: dict[str, Any], source: Path | None = None) -> Config:
     return Config(
         desk=desk,
         database_url=database_url,
+        database_pool=database_pool,
         storage=storage,
         smtp=smtp,
         outbound=outbound,

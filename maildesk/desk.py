@@ -101,7 +101,7 @@ class Desk:
 
 def open_desk(config: Config, database_url: str | None = None, *, sync: bool = True) -> Desk:
     """The desk on its database; `sync=False` leaves the directory as it is (read-only commands)."""
-    database = open_database(database_url or config.database_url)
+    database = open_database(database_url or config.database_url, pool_size=config.database_pool)
     if sync:
         with database.atomic():
             sync_directory(config)

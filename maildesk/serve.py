@@ -25,7 +25,9 @@ from maildesk.config import Config
 from maildesk.desk import Desk, open_desk
 from maildesk.errors import UserError
 from maildesk.intake.smtp import SpoolHandler, make_server
+from maildesk.outbox import Delivery
 from maildesk.pipeline import Outcome
+from maildesk.tickets.store.db import lent_connection
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ SUMMARY_EVERY = 60.0
 OUTBOX_BATCH = 200  # messages per outbox pass
 STANDBY_RETRY = 10.0  # seconds between a standby clock's attempts to become the active one
 OUTBOX_EVERY = 2.0  # seconds between outbox passes
+DB_RETRY_MAX = 8.0  # seconds: the longest a worker waits between tries while the database is away
 
 
 def make_clock(start: datetime | None) -> Callable[[], datetime]:
@@ -141,27 +144,30 @@ class Server:
             log.info("stopped")
 
     def _process(self, desk: Desk) -> int:
-        try:
+        with lent_connection(desk.database):
             return desk.worker.process_pending(
                 self.clock(), batch_size=WORKER_BATCH, on_outcome=self.counters.add
             )
-        except (peewee.OperationalError, peewee.InterfaceError):
-            # the database went away (a restart, a failover): drop this thread's dead connection,
-            # so the next pass connects afresh; claimed mail comes back when its lease runs out
-            with contextlib.suppress(Exception):
-                desk.database.close()
-            raise
 
     async def _worker(self, desk: Desk) -> None:
+        delay = 0.0
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=IDLE_WAKE)
+                await asyncio.wait_for(self._wake.wait(), timeout=delay or IDLE_WAKE)
             self._wake.clear()
             try:
                 await asyncio.to_thread(self._process, desk)
-            except Exception:  # a database hiccup must not end the worker; the spool keeps the mail
-                log.exception("worker pass failed; retrying")
-                await asyncio.sleep(1)
+                if delay:
+                    log.info("worker: the database is back; carrying on")
+                delay = 0.0
+            except (peewee.OperationalError, peewee.InterfaceError) as exc:
+                # the database is restarting or failing over: the spool keeps the mail, and
+                # what this worker had claimed comes back to the queue when its lease runs out
+                delay = min(max(delay * 2, 1.0), DB_RETRY_MAX)
+                log.warning("worker: database unavailable (%s); retrying in %.0f s", _first_line(exc), delay)
+            except Exception:  # a bug in one pass must not end the worker
+                delay = min(max(delay * 2, 1.0), DB_RETRY_MAX)
+                log.exception("worker pass failed; retrying in %.0f s", delay)
 
     async def _imap(self, desk: Desk, index: int) -> None:
         from maildesk.intake.imap import ImapIntake
@@ -195,8 +201,6 @@ class Server:
             holder.close()
 
     async def _tick(self, desk: Desk, holder: ClockLock, every: float, last_sla: float) -> None:
-        from maildesk.outbox import send_due
-
         while True:
             if not await asyncio.to_thread(holder.active):
                 # PostgreSQL: another host's clock is active; stand by and try again shortly
@@ -213,9 +217,7 @@ class Server:
                     log.exception("SLA pass failed; retrying in a minute")
             full = False
             try:
-                done = await asyncio.to_thread(
-                    send_due, self.config, desk.database, self.clock(), OUTBOX_BATCH
-                )
+                done = await asyncio.to_thread(self._send, desk)
                 if done.sent or done.failed:
                     log.info("outbox: %d sent, %d to retry, %d failed", done.sent, done.retrying, done.failed)
                 # a full pass means more is waiting: go on at once rather than cap sending at a pass per tick
@@ -229,15 +231,21 @@ class Server:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_EVERY)
 
+    def _send(self, desk: Desk) -> Delivery:
+        from maildesk.outbox import send_due
+
+        with lent_connection(desk.database):
+            return send_due(self.config, desk.database, self.clock(), OUTBOX_BATCH)
+
     def _sla_pass(self, desk: Desk) -> None:
         from maildesk.sla.clock import run_pass
         from maildesk.sla.digest import send_digest
 
         now = self.clock()
-        result = run_pass(self.config, desk.database, now)
-        if result.actions:
-            log.info("SLA pass: %s", ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items())))
-        with desk.database.connection_context():
+        with lent_connection(desk.database):
+            result = run_pass(self.config, desk.database, now)
+            if result.actions:
+                log.info("SLA pass: %s", ", ".join(f"{n} {k}" for k, n in sorted(result.actions.items())))
             lead = send_digest(self.config, desk.database, now)
         if lead:
             log.info("SLA digest queued for %s", lead)
@@ -260,7 +268,7 @@ class ClockLock:
         from maildesk.tickets.store.db import make_database
         from maildesk.tickets.store.locks import is_postgres
 
-        database = make_database(url)
+        database = make_database(url, pooled=False)
         self.database = database if is_postgres(database) else None
         self.held = False
 
@@ -289,6 +297,10 @@ class ClockLock:
         if self.database is not None and not self.database.is_closed():
             with contextlib.suppress(Exception):
                 self.database.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def serve(config: Config, database_url: str | None, role: str, start: datetime | None) -> int:

@@ -40,6 +40,7 @@ from peewee import Database
 from maildesk.config import ImapAccount
 from maildesk.errors import MaildeskError, SpoolError
 from maildesk.spool import Incoming, Spool
+from maildesk.tickets.store.db import lent_connection
 from maildesk.tickets.store.models import ImapState
 
 log = logging.getLogger(__name__)
@@ -331,7 +332,8 @@ class ImapIntake:
             try:
                 client = self.connect()
                 while not stop.is_set():
-                    done = self.sync_folder(client, folder)
+                    with lent_connection(self.database):
+                        done = self.sync_folder(client, folder)
                     backoff.reset()
                     if done.fetched:
                         log.info(

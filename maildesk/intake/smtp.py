@@ -24,6 +24,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from maildesk.config import Config
 from maildesk.errors import SpoolError
 from maildesk.spool import Incoming, Spool, Spooled
+from maildesk.tickets.store.db import lent_connection
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ class SpoolHandler:
             while not queue.empty() and len(batch) < GROUP_COMMIT_MAX:
                 batch.append(queue.get_nowait())
             try:
-                results = await asyncio.to_thread(self.spool.accept_many, [i for i, _ in batch], self.now())
+                results = await asyncio.to_thread(self._store, [i for i, _ in batch], self.now())
             except Exception as exc:  # every waiting session hears of it and answers 451
                 error = exc if isinstance(exc, SpoolError) else SpoolError(str(exc))
                 for _, done in batch:
@@ -115,6 +116,10 @@ class SpoolHandler:
             for (_, done), result in zip(batch, results, strict=True):
                 if not done.done():
                     done.set_result(result)
+
+    def _store(self, batch: list[Incoming], now: datetime) -> list[Spooled]:
+        with lent_connection(self.spool.database):
+            return self.spool.accept_many(batch, now)
 
     @staticmethod
     def _each(status: str, recipients: int) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
-from peewee import Database, OperationalError, PostgresqlDatabase, SqliteDatabase
+from peewee import Database, InterfaceError, OperationalError, PostgresqlDatabase, SqliteDatabase
+from playhouse.pool import PooledPostgresqlDatabase
 
 from maildesk.errors import DatabaseError
 from maildesk.tickets.store.migrations import migrate
@@ -35,8 +38,50 @@ class _SqliteDatabase(SqliteDatabase):
         super().begin(lock_type or "IMMEDIATE")
 
 
-def make_database(url: str) -> Database:
-    """A peewee Database for `sqlite:///path` or `postgresql://user:pass@host:port/db`."""
+class _PostgresDatabase(PooledPostgresqlDatabase):
+    """PostgreSQL through a pool of connections that outlives a restart of the server.
+
+    A restart or a failover cuts every connection. The pool pings an idle connection before
+    lending it out; a connection cut while a thread holds it is noticed at the next BEGIN or
+    the next statement outside a transaction, replaced, and that statement runs again. Work
+    cut inside a transaction fails, is rolled back by the server, and its caller retries: the
+    worker's next pass, the SMTP client's next attempt (it was answered 451).
+    """
+
+    def begin(self, isolation_level: Any = None) -> None:
+        try:
+            super().begin(isolation_level)
+        except (OperationalError, InterfaceError):
+            if not self._replace_lost_connection():
+                raise
+            super().begin(isolation_level)
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        try:
+            return super().execute_sql(sql, params)
+        except (OperationalError, InterfaceError):
+            if self.in_transaction() or not self._replace_lost_connection():
+                raise
+            return super().execute_sql(sql, params)
+
+    def _replace_lost_connection(self) -> bool:
+        conn = self._state.conn
+        if conn is None or not conn.closed:
+            return False  # the connection is fine: the statement itself failed
+        self._close(conn, close_conn=True)  # out of the pool for good
+        self._state.reset()
+        self.connect()  # raises while the server is still down; the caller retries later
+        return True
+
+
+def make_database(url: str, *, pool_size: int = 10, pooled: bool = True) -> Database:
+    """A peewee Database for `sqlite:///path` or `postgresql://user:pass@host:port/db`.
+
+    On PostgreSQL each process keeps at most `pool_size` connections, lent to its threads
+    for a unit of work and returned after (`connection_context`), so many workers on many
+    hosts stay well inside the server's `max_connections`. `pooled=False` gives a connection
+    of its own, for a session-scoped advisory lock.
+    """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
@@ -53,19 +98,26 @@ def make_database(url: str) -> Database:
             import psycopg2  # noqa: F401
         except ImportError:
             raise DatabaseError("PostgreSQL needs psycopg2: pip install 'maildesk[postgres]'") from None
-        return PostgresqlDatabase(
-            unquote(parsed.path.lstrip("/")),
-            user=unquote(parsed.username or "") or None,
-            password=unquote(parsed.password or "") or None,
-            host=parsed.hostname or None,
-            port=parsed.port or 5432,
-        )
+        name = unquote(parsed.path.lstrip("/"))
+        # a server that is down is reported within 10 s, not after the kernel's TCP timeout
+        options: dict[str, Any] = {
+            "user": unquote(parsed.username or "") or None,
+            "password": unquote(parsed.password or "") or None,
+            "host": parsed.hostname or None,
+            "port": parsed.port or 5432,
+            "connect_timeout": 10,
+        }
+        if not pooled:
+            return PostgresqlDatabase(name, **options)
+        # a thread waits up to 30 s for a free connection; a connection is recycled after 10
+        # minutes, so a failed-over server's new address (DNS) is picked up
+        return _PostgresDatabase(name, max_connections=pool_size, stale_timeout=600, timeout=30, **options)
     raise DatabaseError(f"unknown database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
-def open_database(url: str, *, upgrade: bool = True) -> Database:
+def open_database(url: str, *, upgrade: bool = True, pool_size: int = 10) -> Database:
     """Connect, bind the models and apply pending migrations (explicit, versioned)."""
-    database = make_database(url)
+    database = make_database(url, pool_size=pool_size)
     try:
         database.connect(reuse_if_open=True)
     except OperationalError as exc:
@@ -74,6 +126,18 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
     if upgrade:
         migrate(database)
     return database
+
+
+def lent_connection(database: Database) -> contextlib.AbstractContextManager[object]:
+    """A connection for one unit of work in a long-running thread, returned to the pool after.
+
+    PostgreSQL's pool lends the thread a connection and takes it back at the end, so an
+    IMAP reader idling for minutes or a worker between passes holds none. SQLite keeps its
+    one connection per thread: reopening it would only cost the pragmas again.
+    """
+    if isinstance(database, _PostgresDatabase):
+        return database.connection_context()
+    return contextlib.nullcontext()
 
 
 def redact(url: str) -> str:
