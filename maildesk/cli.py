@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     tickets_commands = tickets.add_subparsers(dest="tickets_command", metavar="ACTION", required=True)
     listing = tickets_commands.add_parser("list", help="the tickets")
     listing.add_argument("--status")
+    listing.add_argument("--team", help="only this team's tickets")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--with-messages", action="store_true", help="add messages and events")
     show = tickets_commands.add_parser("show", help="one ticket with its messages and events")
@@ -289,7 +290,9 @@ def _tickets(desk: Any, args: argparse.Namespace, now: datetime) -> int:
         else:
             _print_ticket(item)
         return 0
-    items = views.list_tickets(desk.config, status=args.status, with_messages=args.with_messages)
+    items = views.list_tickets(
+        desk.config, status=args.status, team=args.team, with_messages=args.with_messages
+    )
     if args.json:
         print(json.dumps(items, ensure_ascii=False))
         return 0

@@ -77,3 +77,75 @@ def test_db_upgrade_says_what_it_applied_and_then_that_nothing_is_left(any_desk:
     assert first.code == 0 and "applied 1: initial schema" in first.out
     again = any_desk.run("db", "upgrade")
     assert again.code == 0 and "nothing to do" in again.out and "applied" not in again.out
+
+
+_NEW_TICKET = (
+    "INSERT INTO ticket (number, subject, subject_key, status, issue_type, request_type, issue_record,"
+    " priority, team, created_at, updated_at, tier)"
+    " VALUES (%s, 's', 's', 'new', 'unclassified', '', '{}', 'normal', 'it', now(), now(), 1)"
+)
+
+
+def test_an_upgrade_on_a_live_postgresql_does_not_block_writers(postgres_url: str) -> None:
+    """Migration 9's indexes are built CONCURRENTLY: while one is being built behind a long
+    transaction, other sessions go on writing tickets; two upgrades at once apply it once."""
+    import threading
+
+    import psycopg2
+
+    from maildesk.tickets.store.db import open_database
+
+    open_database(postgres_url).close()
+    admin = psycopg2.connect(postgres_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:  # the database as the release before left it
+        cur.execute("DROP INDEX ticket_team_status; DROP INDEX ticket_assignee_id_status")
+        cur.execute("DELETE FROM schema_version WHERE version = 9")
+    busy = psycopg2.connect(postgres_url)  # a worker's write, uncommitted while the upgrade starts
+    with busy.cursor() as cur:
+        cur.execute(_NEW_TICKET, (1000,))
+    results: list[object] = []
+
+    def upgrade() -> None:
+        try:
+            from maildesk.tickets.store.db import make_database
+            from maildesk.tickets.store.migrations import migrate
+
+            database = make_database(postgres_url)
+            results.append(migrate(database))
+            database.close()
+        except Exception as exc:  # reported below
+            results.append(exc)
+
+    upgrades = [threading.Thread(target=upgrade) for _ in range(2)]
+    for thread in upgrades:
+        thread.start()
+    import time
+
+    time.sleep(1.0)  # the index build now waits for the open transaction to end
+    writer = psycopg2.connect(postgres_url)
+    writer.autocommit = True
+    started = time.monotonic()
+    with writer.cursor() as cur:
+        cur.execute("SET statement_timeout = 5000")  # a blocked writer fails instead of hanging the test
+        for n in range(1, 21):
+            cur.execute(_NEW_TICKET, (n,))
+    writes_took = time.monotonic() - started
+    assert all(thread.is_alive() for thread in upgrades) or len(results) < 2  # still building
+    busy.commit()
+    for thread in upgrades:
+        thread.join(timeout=60)
+    assert writes_took < 5.0, writes_took  # a plain CREATE INDEX would hold them until `busy` ended
+    assert sorted(map(str, results)) == ["[9]", "[]"], results  # applied once, by one of the two
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname IN ('ticket_team_status', 'ticket_assignee_id_status') ORDER BY 1"
+        )
+        assert cur.fetchall() == [("ticket_assignee_id_status", True), ("ticket_team_status", True)]
+        cur.execute("SELECT count(*) FROM schema_version WHERE version = 9")
+        assert cur.fetchone() == (1,)
+        cur.execute("SELECT count(*) FROM ticket")
+        assert cur.fetchone() == (21,)
+    for conn in (admin, busy, writer):
+        conn.close()

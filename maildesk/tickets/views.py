@@ -59,7 +59,7 @@ def find_ticket(reference: str, config: Config) -> Ticket:
 
 
 def list_tickets(
-    config: Config, status: str | None = None, with_messages: bool = False
+    config: Config, status: str | None = None, team: str | None = None, with_messages: bool = False
 ) -> list[dict[str, Any]]:
     counts = Message.select(Message.ticket, fn.COUNT(Message.id).alias("n")).group_by(Message.ticket)
     query = (
@@ -76,6 +76,8 @@ def list_tickets(
     # merged tickets live on in the ticket they were merged into; list them only when asked
     shown = (Ticket.status == status) if status else Ticket.merged_into.is_null()
     query = query.where(shown)
+    if team is not None:
+        query = query.where(Ticket.team == team)  # the (team, status) index serves it
     out = []
     for ticket in query.objects():
         # selected as an alias, the count is an attribute peewee sets that Ticket does not declare

@@ -2,10 +2,17 @@
 
 A new migration is appended to MIGRATIONS and never edited afterwards, so a database
 created by any release can be brought up to date by `migrate`.
+
+They run against a live database (`maildesk db upgrade` while workers run, DESIGN.md
+Scale): on PostgreSQL one process migrates at a time (an advisory lock; the others wait,
+then find nothing left to do), columns are added nullable or with a default (no table
+rewrite), and indexes are built CONCURRENTLY, outside a transaction, so writers are not
+blocked while a big table is indexed.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,6 +21,8 @@ from peewee import Database, SqliteDatabase
 from maildesk.tickets.store import models
 
 Migration = tuple[int, str, Callable[[Database], None]]
+
+_MIGRATION_LOCK = 7_011_044  # the advisory lock key held while a process migrates
 
 
 def _initial(database: Database) -> None:
@@ -74,6 +83,28 @@ def _issue_record(database: Database) -> None:
     _add_missing_columns(database, models.Ticket, ("issue_record",))
 
 
+def _create_index(database: Database, name: str, table: str, columns: str) -> None:
+    """An index built without blocking writers on PostgreSQL; safe to run again."""
+    if isinstance(database, SqliteDatabase):
+        database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+        return
+    # an interrupted CONCURRENTLY build leaves an invalid index behind: drop it and build again
+    invalid = database.execute_sql(
+        "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+        " WHERE c.relname = %s AND NOT i.indisvalid",
+        (name,),
+    ).fetchone()
+    if invalid:
+        database.execute_sql(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+    database.execute_sql(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns})")
+
+
+def _hot_query_indexes(database: Database) -> None:
+    # open tickets by team (the team's queue, the digest) and by assignee (least-open assignment)
+    _create_index(database, "ticket_team_status", "ticket", "team, status")
+    _create_index(database, "ticket_assignee_id_status", "ticket", "assignee_id, status")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, "initial schema", _initial),
     (2, "outbox message data and kinds; spam score on the spool", _outbox_and_spam_score),
@@ -83,6 +114,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (6, "statuses named as in the procedures", _statuses),
     (7, "request type beside the issue type", _request_type),
     (8, "the issue record the customer's mail gives", _issue_record),
+    (9, "indexes for open tickets by team and by assignee", _hot_query_indexes),
 )
 
 
@@ -92,15 +124,39 @@ def applied_versions(database: Database) -> set[int]:
     return {row.version for row in models.SchemaVersion.select(models.SchemaVersion.version)}
 
 
+def _wait_for_lock(database: Database) -> None:
+    # polled, not pg_advisory_lock(): a session blocked in that call is a running transaction,
+    # and the other process's CREATE INDEX CONCURRENTLY waits for it to end, a deadlock
+    while not database.execute_sql("SELECT pg_try_advisory_lock(%s)", (_MIGRATION_LOCK,)).fetchone()[0]:
+        time.sleep(0.2)
+
+
+# built CONCURRENTLY, which PostgreSQL refuses inside a transaction; each step is safe to rerun
+_OUTSIDE_TRANSACTION = {9}
+
+
 def migrate(database: Database) -> list[int]:
     """Apply the migrations this database lacks; return the versions applied."""
-    done = applied_versions(database)
+    if not isinstance(database, SqliteDatabase):
+        _wait_for_lock(database)
+    try:
+        return _apply(database)
+    finally:
+        if not isinstance(database, SqliteDatabase):
+            database.execute_sql("SELECT pg_advisory_unlock(%s)", (_MIGRATION_LOCK,))
+
+
+def _apply(database: Database) -> list[int]:
+    done = applied_versions(database)  # read under the lock: another process may have just migrated
     applied = []
     for version, name, step in MIGRATIONS:
         if version in done:
             continue
-        with database.atomic():
+        if version in _OUTSIDE_TRANSACTION:
             step(database)
+        with database.atomic():
+            if version not in _OUTSIDE_TRANSACTION:
+                step(database)
             models.SchemaVersion.create(
                 version=version, name=name, applied_at=datetime.now(UTC).replace(tzinfo=None)
             )

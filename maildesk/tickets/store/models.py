@@ -145,6 +145,10 @@ class Ticket(BaseModel):
     first_response_due = DateTimeField(null=True)
     waiting_since = DateTimeField(null=True)
 
+    class Meta:
+        # open tickets by team and by assignee (the queues, least-open assignment); migration 9
+        indexes = ((("team", "status"), False), (("assignee", "status"), False))
+
 
 class SlaMark(BaseModel):
     """Something the SLA clock did once and must never do again (a reminder for one stretch)."""
