@@ -171,7 +171,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     now = _now(now_text)
     url = args.db or os.environ.get("MAILDESK_DB") or config.database_url
     if args.command == "db":
-        from maildesk.tickets.store.db import open_database
+        from maildesk.tickets.store.db import close_database, open_database
         from maildesk.tickets.store.migrations import MIGRATIONS, migrate
 
         database = open_database(url, upgrade=False)
@@ -179,7 +179,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             # each migration runs in its own transaction, so workers on the old schema carry on
             applied = migrate(database)
         finally:
-            database.close()
+            close_database(database)
         names = dict((version, name) for version, name, _ in MIGRATIONS)
         for version in applied:
             print(f"applied {version}: {names[version]}")

@@ -19,7 +19,7 @@ from maildesk.errors import NotFound
 from maildesk.pipeline import Outcome, Tally, Worker
 from maildesk.spool import QUARANTINED, Incoming, Spool
 from maildesk.tickets.directory import sync_directory
-from maildesk.tickets.store.db import open_database
+from maildesk.tickets.store.db import close_database, open_database
 from maildesk.tickets.store.models import InboundMail, Label
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Desk:
 
     def close(self) -> None:
         self.worker.close()
-        self.database.close()
+        close_database(self.database)
 
     def quarantined(self) -> list[InboundMail]:
         return list(InboundMail.select().where(InboundMail.state == QUARANTINED).order_by(InboundMail.id))

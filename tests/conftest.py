@@ -78,6 +78,16 @@ class Result:
         return json.loads(self.out)
 
 
+def _as_sqlite(value: object) -> object:
+    import datetime as dt
+
+    if isinstance(value, memoryview):
+        return bytes(value)
+    if isinstance(value, dt.datetime):
+        return str(value)
+    return value
+
+
 class Desk:
     """A maildesk installation in a temporary folder, driven through the real CLI."""
 
@@ -88,6 +98,36 @@ class Desk:
         self.config = root / "maildesk.toml"
         self.storage = root / "var"
         self.config.write_text(BASE_CONFIG.format(storage=self.storage))
+
+    def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
+        """Run one statement against the desk's database, SQLite or PostgreSQL (`?` placeholders);
+        the rows it returns, as tuples."""
+        return [tuple(row.values()) for row in self.sql_dicts(statement, params)]
+
+    def sql_dicts(self, statement: str, params: tuple = ()) -> list[dict]:
+        """As `sql`, each row a dict by column name."""
+        if self.db_url.startswith("sqlite"):
+            import sqlite3
+
+            conn = sqlite3.connect(self.db_url.removeprefix("sqlite:///"))
+            conn.row_factory = sqlite3.Row
+            try:
+                with conn:
+                    return [dict(row) for row in conn.execute(statement, params).fetchall()]
+            finally:
+                conn.close()
+        import psycopg2
+        from psycopg2.extras import RealDictCursor
+
+        conn = psycopg2.connect(self.db_url)
+        try:
+            with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
+                cur.execute(statement.replace("?", "%s"), params)
+                rows = [dict(row) for row in cur.fetchall()] if cur.description else []
+        finally:
+            conn.close()
+        # as SQLite gives them back: bytes, and timestamps as the text peewee stores there
+        return [{k: _as_sqlite(v) for k, v in row.items()} for row in rows]
 
     def run(self, *args: str, now: str | None = None) -> Result:
         argv = ["--config", str(self.config), "--db", self.db_url]
@@ -116,7 +156,11 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Desk:
+def desk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], db_backend: str, request: pytest.FixtureRequest
+) -> Desk:
+    if db_backend == "postgresql":
+        return Desk(tmp_path, request.getfixturevalue("postgres_desk_url"), capsys)
     return Desk(tmp_path, f"sqlite:///{tmp_path / 'maildesk.db'}", capsys)
 
 
@@ -199,26 +243,64 @@ def postgres_server() -> Iterator[dict[str, object]]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture
-def postgres_url(postgres_server: dict) -> Iterator[str]:
-    """A fresh, empty database in the throwaway cluster for one test."""
-    name = f"maildesk_{os.getpid()}_{time.monotonic_ns()}"
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server: dict) -> str:
+    """A database with maildesk's schema, copied for each test: CREATE DATABASE ... TEMPLATE
+    takes milliseconds where running every migration takes a second."""
+    from maildesk.tickets.store.db import close_database, open_database
+
+    name = f"maildesk_template_{os.getpid()}"
+    _admin(postgres_server, f'CREATE DATABASE "{name}"')
+    # every connection closed: PostgreSQL copies a template only while nobody is connected to it
+    close_database(open_database(f"postgresql://postgres@127.0.0.1:{postgres_server['port']}/{name}"))
+    return name
+
+
+def _admin(postgres_server: dict, sql: str) -> None:
     psycopg2 = postgres_server["psycopg2"]
-    conn = psycopg2.connect(
-        host="127.0.0.1", port=postgres_server["port"], user="postgres", dbname="postgres"
-    )
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    conn.close()
-    yield f"postgresql://postgres@127.0.0.1:{postgres_server['port']}/{name}"
-    # a fresh connection: a test may have restarted the server under the first one
+    # a fresh connection each time: a test may have restarted the server under an older one
     port = postgres_server["port"]
     conn = psycopg2.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres")
     conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    conn.close()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def _fresh_database(postgres_server: dict, template: str = "") -> Iterator[str]:
+    name = f"maildesk_{os.getpid()}_{time.monotonic_ns()}"
+    _admin(postgres_server, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    yield f"postgresql://postgres@127.0.0.1:{postgres_server['port']}/{name}"
+    _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(postgres_server: dict) -> Iterator[str]:
+    """A fresh, empty database in the throwaway cluster for one test."""
+    yield from _fresh_database(postgres_server)
+
+
+@pytest.fixture
+def postgres_desk_url(postgres_server: dict, postgres_template: str) -> Iterator[str]:
+    """A fresh database with the schema already in place, for one test."""
+    yield from _fresh_database(postgres_server, postgres_template)
+
+
+@pytest.fixture
+def db_backend(request: pytest.FixtureRequest) -> str:
+    """sqlite, unless a module marked `both_databases` has its tests run on postgresql too."""
+    return getattr(request, "param", "sqlite")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # a module marked both_databases runs every test that uses the `desk` fixture twice: the
+    # pipeline must behave the same on the embedded default and on the scale-out engine
+    if "db_backend" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize(
+            "db_backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
+        )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -11,6 +10,9 @@ import pytest
 from maildesk.respond.addresses import verify
 from tests.conftest import Desk
 from tests.mail import make_mail, reply_to, sent_mail, to_agent
+
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
 
 TEAM = """
 [[agents]]
@@ -176,8 +178,7 @@ def test_escalation_tells_the_next_tier_and_the_requester(team: Desk, tmp_path: 
     assert "senior engineers" in text and "vendor" not in text.lower()
     ticket = team.show("MD-1")
     assert ticket["assignee"] is None  # tier 2 takes it over
-    with sqlite3.connect(team.root / "maildesk.db") as conn:
-        assert conn.execute("SELECT tier FROM ticket WHERE number = 1").fetchone() == (2,)
+    assert team.sql("SELECT tier FROM ticket WHERE number = 1") == [(2,)]
     # carol answers from her own notification; the head is the last tier
     answer(team, tmp_path, carol, "#escalate\n#escalate", "e2@h")
     events = [e["detail"] for e in team.show("MD-1")["events"] if e["kind"].startswith("command")]
@@ -300,8 +301,7 @@ def test_a_generated_secret_is_kept_in_the_database_and_survives_restarts(
     team.config.write_text(team.config.read_text().replace('secret = "test-secret"\n', ""))
     signing.forget()
     notice = open_ticket(team, tmp_path)
-    with sqlite3.connect(team.root / "maildesk.db") as conn:
-        ((secret,),) = conn.execute("SELECT value FROM setting WHERE name = 'desk.secret'").fetchall()
+    ((secret,),) = team.sql("SELECT value FROM setting WHERE name = 'desk.secret'")
     assert len(secret) >= 40
     assert verify(secret, notice["Reply-To"].addresses[0].addr_spec) is not None
     signing.forget()  # as a new process would start

@@ -14,6 +14,9 @@ from tests.conftest import FIXTURES, Desk
 from tests.mail import make_mail
 from tests.test_fixture_mail import THREADS, _arrival
 
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
+
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()

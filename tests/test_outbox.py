@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import email
-import sqlite3
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -36,6 +35,9 @@ from maildesk.respond.wire import HeaderValue, WireMessage, _compose_with_email_
 from tests.conftest import Desk
 from tests.mail import make_mail
 from tests.smtp_server import free_port
+
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)  # a Monday morning
 
@@ -117,10 +119,7 @@ def customers(desk: Desk, count: int, now: datetime = T0) -> None:
 
 
 def outbox_rows(desk: Desk) -> list[dict[str, Any]]:
-    with sqlite3.connect(desk.root / "maildesk.db") as conn:
-        conn.row_factory = sqlite3.Row
-        rows = conn.execute("SELECT * FROM outbound_mail ORDER BY id").fetchall()
-    return [dict(row) for row in rows]
+    return desk.sql_dicts("SELECT * FROM outbound_mail ORDER BY id")
 
 
 def flush(desk: Desk, now: datetime) -> str:
@@ -220,10 +219,7 @@ def test_a_permanent_refusal_parks_the_message_and_says_so_on_the_ticket(
     assert "550" in row["last_error"] and "no such user" in row["last_error"]
     (event,) = events(desk, "MD-1", "delivery_failed")
     assert "no such user" in event["detail"] and "customer0@site0.example" in event["detail"]
-    with sqlite3.connect(desk.root / "maildesk.db") as conn:
-        assert conn.execute("SELECT actor FROM event WHERE kind = 'delivery_failed'").fetchall() == [
-            ("maildesk",)
-        ]
+    assert desk.sql("SELECT actor FROM event WHERE kind = 'delivery_failed'") == [("maildesk",)]
 
     # parked, never deleted and never tried again
     relay.refuse_rcpt = relay.refuse_data = ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import email
-import sqlite3
 from email.policy import default
 from pathlib import Path
 
@@ -12,6 +11,9 @@ import pytest
 from maildesk.routing import priority
 from tests.conftest import Desk
 from tests.mail import make_mail, reply_to, sent_mail, to_agent
+
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
 
 ROUTING = """
 [[teams]]
@@ -128,12 +130,10 @@ def test_round_robin_and_least_open_assignment(routed: Desk, tmp_path: Path) -> 
     ]
     assert assignees == ["carol@helpdesk.example", "dave@helpdesk.example"] * 2
     routed.config.write_text('assignment = "least-open"\n' + routed.config.read_text())
-    with sqlite3.connect(routed.root / "maildesk.db") as conn:  # carol closes both of hers
-        conn.execute(
-            "UPDATE ticket SET status = 'closed' WHERE assignee_id = "
-            "(SELECT id FROM agent WHERE address = ?)",
-            ("carol@helpdesk.example",),
-        )
+    routed.sql(  # carol closes both of hers
+        "UPDATE ticket SET status = 'closed' WHERE assignee_id = (SELECT id FROM agent WHERE address = ?)",
+        ("carol@helpdesk.example",),
+    )
     following = [
         ingest(routed, tmp_path, f"l{i}", subject=f"Invoice copy {i}", sender=f"q{i}@shop.example")[
             "assignee"
@@ -173,8 +173,7 @@ def test_type_command_and_cli_label_keep_corrections_for_training(routed: Desk, 
     assert routed.show("MD-1")["issue_type"] == "Incident" and routed.show("MD-1")["team"] == "Billing"
     bad = routed.run("tickets", "label", "MD-1", "--type", "Complaint")
     assert bad.code == 1 and "unknown issue type" in bad.err
-    with sqlite3.connect(routed.root / "maildesk.db") as conn:
-        labels = conn.execute("SELECT kind, value, source FROM label ORDER BY id").fetchall()
+    labels = routed.sql("SELECT kind, value, source FROM label ORDER BY id")
     assert labels == [
         ("issue-type", "Problem", agent),
         ("issue-type", "Incident", "lead"),

@@ -13,6 +13,9 @@ import pytest
 from tests.conftest import CORPORA, FIXTURES, Desk
 from tests.mail import make_mail, reply_to, sent_mail, to_agent
 
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
+
 SPAM = sorted((CORPORA / "spamassassin-2002" / "spam").iterdir())
 HAM = sorted((CORPORA / "spamassassin-2002" / "easy_ham").iterdir())
 
@@ -101,10 +104,7 @@ def test_auto_reply_is_recorded_never_answered_and_never_reopens(relay: Desk, tm
     relay.run("tickets", "list")
     (ack,) = outbox(relay)
     # the ticket is resolved; then the customer's out-of-office answers our acknowledgement
-    import sqlite3
-
-    with sqlite3.connect(relay.root / "maildesk.db") as conn:
-        conn.execute("UPDATE ticket SET status = 'resolved', closed_at = '2026-11-02 10:00:00'")
+    relay.sql("UPDATE ticket SET status = 'resolved', closed_at = '2026-11-02 10:00:00'")
     ooo = make_mail(
         subject="Automatic reply: [MD-1] Printer on floor 2 is jammed",
         message_id="ooo@customer.example",
@@ -204,11 +204,8 @@ def test_spam_is_quarantined_with_score_and_reasons_and_release_keeps_a_label(de
     spam = [q for q in items if q["reason"].startswith("spam:")]
     assert spam and all("spam model:" in q["reason"] and ">= threshold" in q["reason"] for q in spam)
     assert desk.run("quarantine", "release", str(spam[0]["id"])).code == 0
-    import sqlite3
-
-    with sqlite3.connect(desk.root / "maildesk.db") as conn:
-        labels = conn.execute("SELECT kind, value, source, inbound_id FROM label").fetchall()
-        score = conn.execute("SELECT spam_score FROM inbound_mail WHERE id = ?", (spam[1]["id"],)).fetchone()
+    labels = desk.sql("SELECT kind, value, source, inbound_id FROM label")
+    (score,) = desk.sql("SELECT spam_score FROM inbound_mail WHERE id = ?", (spam[1]["id"],))
     assert labels == [("spam", "ham", "release", spam[0]["id"])]
     assert score is not None
 
@@ -388,10 +385,7 @@ def test_agent_spam_and_notspam_commands_label_mail_and_customers_cannot_use_the
     desk.run("outbox", "flush")
     agent("bob@helpdesk.example", "#notspam", "b1@h")
     assert desk.show("MD-1")["status"] == "open"
-    import sqlite3
-
-    with sqlite3.connect(desk.root / "maildesk.db") as conn:
-        labels = conn.execute("SELECT value, source FROM label ORDER BY id").fetchall()
+    labels = desk.sql("SELECT value, source FROM label ORDER BY id")
     # the customer's two messages and the forged one (kept as customer mail), labelled spam by
     # alice and then ham by bob
     assert labels == [("spam", "alice@helpdesk.example")] * 3 + [("ham", "bob@helpdesk.example")] * 3

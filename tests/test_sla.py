@@ -16,6 +16,9 @@ import pytest
 from tests.conftest import Desk
 from tests.mail import make_mail, reply_to, sent_mail, to_agent
 
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
+
 SLA = """
 [[agents]]
 address = "carol@helpdesk.example"

@@ -5,12 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maildesk.subjects import strip_prefixes, subject_key, tag_subject, ticket_numbers
 from tests.conftest import Desk, inbound
 from tests.mail import make_mail
+
+# the pipeline behaves the same on SQLite and on PostgreSQL
+pytestmark = pytest.mark.both_databases
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 

@@ -140,6 +140,13 @@ def lent_connection(database: Database) -> contextlib.AbstractContextManager[obj
     return contextlib.nullcontext()
 
 
+def close_database(database: Database) -> None:
+    """Close this thread's connection and, on PostgreSQL, every pooled one: the process is done."""
+    database.close()
+    if isinstance(database, _PostgresDatabase):
+        database.close_all()
+
+
 def redact(url: str) -> str:
     """The URL with its password hidden, for messages and logs."""
     parsed = urlparse(url)
