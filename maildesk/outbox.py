@@ -23,6 +23,7 @@ import smtplib
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,7 +124,12 @@ def send_due(config: Config, database: Database, now: datetime, limit: int = 200
     due in this pass waits for its next try: that is the desk's problem, not the messages'.
     """
     when = naive_utc(now)
+    unmarked = _UNMARKED.setdefault(database, {})
     with database.connection_context():
+        if unmarked:
+            # sent in an earlier pass whose mark the database did not take (it went away):
+            # marked before anything else goes, so they are not sent a second time
+            _mark(database, unmarked, when)
         due = list(
             OutboundMail.select(
                 OutboundMail.id,
@@ -145,15 +151,9 @@ def send_due(config: Config, database: Database, now: datetime, limit: int = 200
         delivered: list[tuple[int, str]] = []  # (id, maildir path) sent but not yet marked
 
         def mark_delivered() -> None:
-            # one UPDATE and one commit for many sent rows (a crash before it: they go again)
-            with database.atomic():
-                OutboundMail.update(
-                    state=SENT, sent_at=when, last_error="", tries=OutboundMail.tries + 1
-                ).where(OutboundMail.id.in_([row_id for row_id, _ in delivered])).execute()
-                for row_id, path in delivered:
-                    if path:
-                        OutboundMail.update(path=path).where(OutboundMail.id == row_id).execute()
+            unmarked.update(delivered)
             delivered.clear()
+            _mark(database, unmarked, when)
 
         with _Relay(config) as relay:
             try:
@@ -187,6 +187,25 @@ def send_due(config: Config, database: Database, now: datetime, limit: int = 200
                 if delivered:
                     mark_delivered()
         return Delivery(sent, retrying, failed)
+
+
+# Rows the relay took whose "sent" mark has not been committed yet, per database. Marking many
+# rows in one UPDATE is what makes the outbox fast; if the database goes away before that
+# commit, the ids wait here and are marked first when it is back, so a database outage never
+# sends a message twice. Only a crash of this process in that window can (the same Message-ID).
+_UNMARKED: weakref.WeakKeyDictionary[Database, dict[int, str]] = weakref.WeakKeyDictionary()
+
+
+def _mark(database: Database, unmarked: dict[int, str], when: datetime) -> None:
+    """Mark the delivered rows sent, in one commit; on failure they stay in `unmarked`."""
+    with database.atomic():
+        OutboundMail.update(state=SENT, sent_at=when, last_error="", tries=OutboundMail.tries + 1).where(
+            OutboundMail.id.in_(list(unmarked)) & (OutboundMail.state == QUEUED)
+        ).execute()
+        for row_id, path in unmarked.items():
+            if path:
+                OutboundMail.update(path=path).where(OutboundMail.id == row_id).execute()
+    unmarked.clear()
 
 
 def _refused(

@@ -228,9 +228,16 @@ def postgres_server() -> Iterator[dict[str, object]]:
         pg(f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-m", "fast", "-o", options,
            "restart")  # fmt: skip
 
+    def stop() -> None:
+        """The database goes away: every connection drops and none can be made until start()."""
+        pg(f"{bindir}/pg_ctl", "-D", data, "-w", "-t", "60", "-m", "fast", "stop")
+
+    def start() -> None:
+        pg(f"{bindir}/pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "-o", options, "start")
+
     try:
         yield {"host": "127.0.0.1", "port": port, "bindir": bindir, "data": data, "psycopg2": psycopg2,
-               "restart": restart}  # fmt: skip
+               "restart": restart, "stop": stop, "start": start}  # fmt: skip
     finally:
         subprocess.run(
             [f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "-w", "stop"],

@@ -531,3 +531,40 @@ def test_a_changed_message_is_generated_again() -> None:
     assert b"Dear customer" not in message.as_bytes(policy=SMTP)
     message.set_content("only this\n")
     assert content(parsed(message.as_bytes(policy=SMTP))) == "only this\n"
+
+
+def test_a_sent_batch_whose_mark_the_database_loses_is_marked_first_and_not_sent_again(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay took three messages, then the database went away before the one UPDATE that
+    marks them sent. The serving process remembers them: its next pass marks them before
+    anything else and sends none of them again. (The database failing at exactly that
+    instant is simulated: the one mock here.)"""
+    import peewee
+
+    from maildesk import outbox
+    from maildesk.config import load_config
+    from maildesk.desk import open_desk
+
+    customers(desk, 3)
+    opened = open_desk(load_config(desk.config), desk.db_url)
+    real_mark, calls = outbox._mark, []
+
+    def lost_once(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise peewee.OperationalError("server closed the connection unexpectedly")
+        real_mark(*args)
+
+    monkeypatch.setattr(outbox, "_mark", lost_once)
+    config = load_config(desk.config)
+    with pytest.raises(peewee.OperationalError):
+        outbox.send_due(config, opened.database, T0)
+    assert [r["state"] for r in outbox_rows(desk)] == ["queued"] * 3  # sent, but not marked
+    folder = desk.root / "var" / "outbox" / "new"
+    assert len(list(folder.iterdir())) == 3
+    again = outbox.send_due(config, opened.database, T0 + timedelta(minutes=1))
+    assert again.sent == 0  # nothing went a second time
+    assert len(list(folder.iterdir())) == 3
+    assert [r["state"] for r in outbox_rows(desk)] == ["sent"] * 3
+    opened.close()
