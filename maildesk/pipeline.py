@@ -24,6 +24,7 @@ from maildesk.clock import naive_utc
 from maildesk.config import Config
 from maildesk.errors import ParseError, SpoolError
 from maildesk.spool import Spool
+from maildesk.tickets.store.db import connection_lost
 from maildesk.tickets.store.locks import claim, is_postgres, still_unprocessed
 
 if TYPE_CHECKING:
@@ -191,6 +192,9 @@ class Worker:
         self.parser = ParsePool(config.limits, processes)
         self.org_ids = organization_ids()
         self.sql = Statements(database)
+        # PostgreSQL: messages this worker claimed and has not finished; after a failed pass
+        # (the database went away) it takes them up again at once rather than after the lease
+        self._held: set[int] = set()
         self.contacts: dict[str, Contact] = {}
         self._spam_model: CheckedSpamModel | None = None
         self._spam_loaded = False
@@ -240,8 +244,12 @@ class Worker:
 
         def batches() -> Iterator[list[tuple[InboundMail, bytes]]]:
             after = 0
-            while rows := self._next_rows(batch_size, after, now):
+            # what an earlier pass claimed and did not finish is taken up with the first claim;
+            # later claims must not take back the batch that is still being processed
+            retake = set(self._held)
+            while rows := self._next_rows(batch_size, after, now, retake):
                 after = rows[-1].id
+                retake = set()
                 raws = self.spool.read_many(rows)
                 for row in rows:
                     if row.sha256 not in raws:
@@ -271,18 +279,20 @@ class Worker:
                 with shared:
                     for (row, raw), result in zip(stored, parsed, strict=True):
                         outcome = self.process_one(row, now, raw=raw, parsed=result)
+                        self._held.discard(row.id)
                         if on_outcome:
                             on_outcome(outcome)
             waiting = upcoming
 
-    def _next_rows(self, limit: int, after: int, now: datetime) -> list[InboundMail]:
+    def _next_rows(self, limit: int, after: int, now: datetime, retake: set[int]) -> list[InboundMail]:
         """The next spooled messages: in order on SQLite; claimed with a lease on PostgreSQL."""
         if not is_postgres(self.database):
             return self.spool.pending(limit=limit, after_id=after)
         from maildesk.tickets.store.models import InboundMail
 
         # a lease is about real time (a worker that died), not the command's clock (--now)
-        ids = claim(self.database, limit, naive_utc(datetime.now(UTC)), self.config.workers.lease)
+        ids = claim(self.database, limit, naive_utc(datetime.now(UTC)), self.config.workers.lease, retake)
+        self._held.update(ids)
         return (
             list(InboundMail.select().where(InboundMail.id.in_(ids)).order_by(InboundMail.id)) if ids else []
         )
@@ -353,6 +363,9 @@ class Worker:
         except ParseError as exc:
             return self._park(row, f"unparseable: {exc}", now)
         except Exception as exc:
+            if connection_lost(self.database):
+                # the database went away, not the message's fault: it stays spooled, unharmed
+                raise
             reason = f"{stage_name} failed: {type(exc).__name__}: {exc}"[:2000]
             self.spool.quarantine(row, reason, now)
             log.exception("quarantined spool %s: %s", row.id, reason, extra=ctx.log_extra)

@@ -253,6 +253,28 @@ def test_four_workers_survive_a_sigkilled_peer_and_a_minute_without_the_database
     assert len(delivered) == 2500 and len(set(delivered)) == 2500  # and none sent twice
 
 
+def test_a_worker_cut_off_by_a_restart_takes_up_its_own_claims_and_blames_no_message(
+    postgres_url: str, postgres_server: dict, tmp_path: Path
+) -> None:
+    """With a 10-minute lease, only the worker itself can finish what it had claimed when the
+    database restarted under it: it does so at once, and quarantines nothing for the outage."""
+    extra = '\n[workers]\nlease = "10m"\n'
+    total = spool(postgres_url, _config(tmp_path, extra), conversations=150, replies=1)
+    (tmp_path / "w").mkdir()
+    worker = ServeProcess(tmp_path / "w", extra, role="worker", db_url=postgres_url)
+    worker.start()
+    try:
+        assert wait_for(postgres_url, 30, timeout=60) >= 30
+        postgres_server["restart"]()  # mid-pass: the message in hand fails with the connection
+        assert wait_for(postgres_url, total, timeout=90) == total
+    finally:
+        worker.terminate()
+    states = rows(postgres_url, "SELECT state, count(*) FROM inbound_mail GROUP BY state")
+    assert states == [("processed", total)]  # none quarantined for the database's fault
+    log = (tmp_path / "w" / "serve.log").read_text()
+    assert "database unavailable" in log and "Traceback" not in log
+
+
 RELAY = '[outbound]\nrelay = "maildir:{root}/out"\n'
 
 

@@ -17,6 +17,7 @@ from maildesk.respond import policy, relay
 from maildesk.respond.notices import notify_agents, tell_team_of_bounce
 from maildesk.respond.render import build, environment_for
 from maildesk.tickets.statuses import AWAITING_CUSTOMER, AWAITING_SUPPORT
+from maildesk.tickets.store.db import connection_lost
 from maildesk.tickets.store.models import Event, Message
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ def run(ctx: MailContext) -> Verdict:
         with ticket._meta.database.atomic():
             _acknowledge(ctx)
     except Exception as exc:
+        if connection_lost(ticket._meta.database):
+            raise  # the database went away: the whole message is retried, not this part dropped
         log.exception("acknowledgement for %s failed", ctx.ticket_ref, extra=ctx.log_extra)
         Event.create(
             ticket=ticket,
@@ -93,6 +96,8 @@ def _tell_agents(ctx: MailContext) -> None:
                 in_reply_to=mail.message_id, attachments=[a.filename for a in mail.attachments],
             )  # fmt: skip
     except Exception as exc:
+        if connection_lost(ticket._meta.database):
+            raise
         log.exception("notifying agents of %s failed", ctx.ticket_ref, extra=ctx.log_extra)
         Event.create(ticket=ticket, at=naive_utc(ctx.now), kind="notification_failed",
                      detail=f"{type(exc).__name__}: {exc}"[:2000], actor="maildesk")  # fmt: skip

@@ -37,6 +37,7 @@ from maildesk.sla.calendar import BusinessCalendar
 from maildesk.sla.overflow import dispatch
 from maildesk.tickets.issue_records import stored
 from maildesk.tickets.statuses import AWAITING_CUSTOMER, OPEN_STATUSES, OWED, RESOLVED
+from maildesk.tickets.store.db import connection_lost
 from maildesk.tickets.store.fast import Statements
 from maildesk.tickets.store.models import Contact, Event, OutboundMail, SlaMark, Ticket
 from maildesk.tickets.tiers import TIERS, agents_of_tier
@@ -102,6 +103,8 @@ def run_pass(config: Config, database: Database, now: datetime) -> PassResult:
                     try:
                         _Rules(ticket, batch).apply()
                     except Exception:
+                        if connection_lost(database):
+                            raise  # the whole pass is retried; no ticket is to blame
                         log.exception("SLA rules failed for ticket %s; looked at again next pass", ticket.id)
                         result.actions["failed"] += 1
                 _write_schedules(database, batch.schedules)

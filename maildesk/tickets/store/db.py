@@ -140,6 +140,15 @@ def lent_connection(database: Database) -> contextlib.AbstractContextManager[obj
     return contextlib.nullcontext()
 
 
+def connection_lost(database: Database) -> bool:
+    """Whether this thread's PostgreSQL connection was cut (a restart, a failover, a network
+    fault): the work in hand failed for that reason and should be retried, not blamed."""
+    if not isinstance(database, _PostgresDatabase):
+        return False
+    conn = database._state.conn
+    return conn is not None and bool(conn.closed)
+
+
 def close_database(database: Database) -> None:
     """Close this thread's connection and, on PostgreSQL, every pooled one: the process is done."""
     database.close()

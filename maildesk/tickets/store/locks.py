@@ -18,6 +18,7 @@ on each other in a cycle.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from peewee import Database, PostgresqlDatabase
@@ -37,16 +38,23 @@ def _key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
 
 
-def claim(database: Database, limit: int, now: datetime, lease: timedelta) -> list[int]:
-    """Take up to `limit` unclaimed (or expired) spooled messages for this worker; their ids."""
+def claim(
+    database: Database, limit: int, now: datetime, lease: timedelta, mine: Collection[int] = ()
+) -> list[int]:
+    """Take up to `limit` unclaimed (or expired) spooled messages for this worker; their ids.
+
+    `mine` are messages this worker claimed before and has not finished (a pass cut short):
+    they are taken again whatever their lease says.
+    """
     table = InboundMail._meta.table_name
     sql = (
         f"UPDATE {table} SET claimed_until = %s WHERE id IN ("
-        f" SELECT id FROM {table} WHERE state = 'received' AND (claimed_until IS NULL OR claimed_until < %s)"
+        f" SELECT id FROM {table} WHERE state = 'received'"
+        f" AND (claimed_until IS NULL OR claimed_until < %s OR id = ANY(%s))"
         f" ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id"
     )
     with database.atomic():
-        rows = database.execute_sql(sql, (now + lease, now, limit)).fetchall()
+        rows = database.execute_sql(sql, (now + lease, now, sorted(mine), limit)).fetchall()
     return sorted(int(row[0]) for row in rows)
 
 
