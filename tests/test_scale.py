@@ -275,6 +275,42 @@ def test_a_worker_cut_off_by_a_restart_takes_up_its_own_claims_and_blames_no_mes
     assert "database unavailable" in log and "Traceback" not in log
 
 
+def test_smtp_intake_answers_451_while_the_database_is_away_and_accepts_again_after(
+    postgres_url: str, postgres_server: dict, tmp_path: Path
+) -> None:
+    """An intake never acknowledges what it could not store: while PostgreSQL is down the
+    sender hears 451 (try again later) and keeps the message; once it is back, the same
+    process accepts again without a restart."""
+    import smtplib
+
+    (tmp_path / "i").mkdir()
+    intake = ServeProcess(tmp_path / "i", role="intake", db_url=postgres_url)
+    intake.start()
+
+    def send(n: int) -> None:
+        raw = make_mail(
+            sender=f"u{n}@customer.example", subject=f"Outage {n}", message_id=f"o{n}@customer.example"
+        )
+        with smtplib.SMTP("127.0.0.1", intake.port, timeout=30) as client:
+            client.sendmail(f"u{n}@customer.example", ["support@helpdesk.example"], raw)
+
+    try:
+        send(1)
+        postgres_server["stop"]()
+        try:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                send(2)
+            assert refused.value.smtp_code == 451
+        finally:
+            postgres_server["start"]()
+        send(2)  # the sender's retry
+        send(3)
+    finally:
+        intake.terminate()
+    spooled = rows(postgres_url, "SELECT message_id FROM inbound_mail ORDER BY id")
+    assert spooled == [("o1@customer.example",), ("o2@customer.example",), ("o3@customer.example",)]
+
+
 RELAY = '[outbound]\nrelay = "maildir:{root}/out"\n'
 
 
