@@ -43,9 +43,9 @@ class _PostgresDatabase(PooledPostgresqlDatabase):
 
     A restart or a failover cuts every connection. The pool pings an idle connection before
     lending it out; a connection cut while a thread holds it is noticed at the next BEGIN or
-    the next statement outside a transaction, replaced, and that statement runs again. Work
-    cut inside a transaction fails, is rolled back by the server, and its caller retries: the
-    worker's next pass, the SMTP client's next attempt (it was answered 451).
+    the next statement outside a transaction and replaced; the BEGIN, or a SELECT, then runs
+    again. Work cut inside a transaction fails, is rolled back by the server, and its caller
+    retries: the worker's next pass, the SMTP client's next attempt (it was answered 451).
     """
 
     def begin(self, isolation_level: Any = None) -> None:
@@ -62,6 +62,8 @@ class _PostgresDatabase(PooledPostgresqlDatabase):
         except (OperationalError, InterfaceError):
             if self.in_transaction() or not self._replace_lost_connection():
                 raise
+            if not sql.lstrip().upper().startswith("SELECT"):
+                raise  # a write may have run before the connection broke: its caller decides
             return super().execute_sql(sql, params)
 
     def _replace_lost_connection(self) -> bool:
