@@ -94,6 +94,8 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self._loop.add_signal_handler(sig, self.stop)
         desk = open_desk(self.config, self.database_url)
+        # the threads below borrow pooled connections for each unit of work; this one needs none
+        desk.database.close()
         # parsing holds the GIL; in the pool it cannot starve the SMTP sessions' event loop
         desk.worker.parser.min_parallel = 1
         tasks: list[asyncio.Task[None]] = []  # stopped by cancelling

@@ -71,9 +71,13 @@ def spool(url: str, config: Path, conversations: int, replies: int, start: int =
 
 
 def rows(url: str, sql: str) -> list[tuple]:
-    with psycopg2.connect(url) as conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return list(cur.fetchall())
+    conn = psycopg2.connect(url)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+    finally:
+        conn.close()  # `with` alone only ends the transaction; counted connections must go
 
 
 @pytest.mark.parametrize("workers", [3])
@@ -135,7 +139,14 @@ def test_exactly_one_clock_is_active_and_a_standby_takes_over(postgres_url: str)
     try:
         assert first.active() is True
         assert second.active() is False  # another host's clock holds the lock
-        assert first.active() is True  # and keeps it
+        import threading
+
+        again: list[bool] = []  # serve asks from whichever thread asyncio.to_thread picks
+        asker = threading.Thread(target=lambda: again.append(first.active()))
+        asker.start()
+        asker.join()
+        assert again == [True]  # and keeps it, checked on the session that holds the lock
+        assert maildesk_sessions(postgres_url) == 2  # one per clock, not one per thread
         first.close()  # that host goes away
         assert second.active() is True
     finally:
@@ -309,6 +320,56 @@ def test_smtp_intake_answers_451_while_the_database_is_away_and_accepts_again_af
         intake.terminate()
     spooled = rows(postgres_url, "SELECT message_id FROM inbound_mail ORDER BY id")
     assert spooled == [("o1@customer.example",), ("o2@customer.example",), ("o3@customer.example",)]
+
+
+def test_a_serve_process_keeps_to_its_connection_pool(postgres_url: str, tmp_path: Path) -> None:
+    """Intake, worker and clock threads of one process share `pool_size` connections (plus the
+    clock's lock connection): 60 messages from three SMTP clients at once, and the database
+    never sees more than that from it."""
+    import smtplib
+    import threading
+    import time
+
+    (tmp_path / "a").mkdir()
+    extra = "[database]\npool_size = 2\n" + RELAY.format(root=tmp_path)
+    desk = ServeProcess(tmp_path / "a", extra, role="all", db_url=postgres_url)
+    desk.start()
+    peak, done = [0], threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], maildesk_sessions(postgres_url))
+            time.sleep(0.05)
+
+    def client(k: int) -> None:
+        with smtplib.SMTP("127.0.0.1", desk.port, timeout=60) as smtp:
+            for n in range(20):
+                raw = make_mail(sender=f"k{k}n{n}@customer.example", subject=f"Pool {k} {n}",
+                                message_id=f"p{k}.{n}@customer.example")  # fmt: skip
+                smtp.sendmail(f"k{k}n{n}@customer.example", ["support@helpdesk.example"], raw)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        clients = [threading.Thread(target=client, args=(k,)) for k in range(3)]
+        for t in clients:
+            t.start()
+        for t in clients:
+            t.join()
+        assert wait_for(postgres_url, 60, timeout=60) == 60
+        assert wait_sent(postgres_url, 60, timeout=60) == 60
+    finally:
+        done.set()
+        watcher.join()
+        desk.terminate()
+    assert 1 <= peak[0] <= 3, peak  # two pooled connections and the clock's lock
+
+
+def maildesk_sessions(url: str) -> int:
+    """maildesk's connections to this database (it names its sessions `maildesk`)."""
+    name = url.rsplit("/", 1)[1]
+    sql = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND application_name = 'maildesk'"
+    return int(rows(url, sql)[0][0])
 
 
 RELAY = '[outbound]\nrelay = "maildir:{root}/out"\n'

@@ -74,9 +74,7 @@ class SpoolHandler:
         )
         self.active += 1
         try:
-            spooled = await asyncio.to_thread(
-                self.spool.accept, Incoming(trace + raw, "smtp", ref), self.now()
-            )
+            spooled = await self._spool(Incoming(trace + raw, "smtp", ref))
         except SpoolError as exc:
             log.error("could not spool mail from %s: %s", session.peer, exc)
             return self._each("451 4.3.0 cannot store the message now, try again later", recipients)

@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from peewee import Database, InterfaceError, OperationalError, PostgresqlDatabase, SqliteDatabase
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 
 from maildesk.errors import DatabaseError
 from maildesk.tickets.store.migrations import migrate
@@ -48,6 +48,16 @@ class _PostgresDatabase(PooledPostgresqlDatabase):
     retries: the worker's next pass, the SMTP client's next attempt (it was answered 451).
     """
 
+    def connect(self, reuse_if_open: bool = False) -> bool:
+        try:
+            return bool(super().connect(reuse_if_open))
+        except MaxConnectionsExceeded:
+            # every connection of the pool is in use and none came free in time: for callers,
+            # the database is unavailable (a worker retries, an SMTP sender hears 451)
+            raise OperationalError(
+                f"all {self._max_connections} pooled connections are busy ([database] pool_size)"
+            ) from None
+
     def begin(self, isolation_level: Any = None) -> None:
         try:
             super().begin(isolation_level)
@@ -81,8 +91,8 @@ def make_database(url: str, *, pool_size: int = 10, pooled: bool = True) -> Data
 
     On PostgreSQL each process keeps at most `pool_size` connections, lent to its threads
     for a unit of work and returned after (`connection_context`), so many workers on many
-    hosts stay well inside the server's `max_connections`. `pooled=False` gives a connection
-    of its own, for a session-scoped advisory lock.
+    hosts stay well inside the server's `max_connections`. `pooled=False` gives one
+    connection of its own, shared by every thread, for a session-scoped advisory lock.
     """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -108,9 +118,12 @@ def make_database(url: str, *, pool_size: int = 10, pooled: bool = True) -> Data
             "host": parsed.hostname or None,
             "port": parsed.port or 5432,
             "connect_timeout": 10,
+            "application_name": "maildesk",  # how the DBA tells our sessions in pg_stat_activity
         }
         if not pooled:
-            return PostgresqlDatabase(name, **options)
+            # one session whichever thread asks: a session-scoped advisory lock must be checked
+            # on the connection that holds it, and asyncio.to_thread changes threads
+            return PostgresqlDatabase(name, thread_safe=False, **options)
         # a thread waits up to 30 s for a free connection; a connection is recycled after 10
         # minutes, so a failed-over server's new address (DNS) is picked up
         return _PostgresDatabase(name, max_connections=pool_size, stale_timeout=600, timeout=30, **options)
