@@ -99,7 +99,10 @@ def test_an_upgrade_on_a_live_postgresql_does_not_block_writers(postgres_url: st
     admin = psycopg2.connect(postgres_url)
     admin.autocommit = True
     with admin.cursor() as cur:  # the database as the release before left it
-        cur.execute("DROP INDEX ticket_team_status; DROP INDEX ticket_assignee_id_status")
+        cur.execute(
+            "DROP INDEX ticket_team_status; DROP INDEX ticket_assignee_id_status;"
+            " DROP INDEX ticket_subject_key_updated_at; DROP INDEX message_from_addr_written"
+        )
         cur.execute("DELETE FROM schema_version WHERE version = 9")
     busy = psycopg2.connect(postgres_url)  # a worker's write, uncommitted while the upgrade starts
     with busy.cursor() as cur:

@@ -103,6 +103,10 @@ def _hot_query_indexes(database: Database) -> None:
     # open tickets by team (the team's queue, the digest) and by assignee (least-open assignment)
     _create_index(database, "ticket_team_status", "ticket", "team, status")
     _create_index(database, "ticket_assignee_id_status", "ticket", "assignee_id, status")
+    # threading by subject reads the newest tickets of one subject: bounded however many share it
+    _create_index(database, "ticket_subject_key_updated_at", "ticket", "subject_key, updated_at")
+    # the loop screen counts one sender's mail in a time window, for every message
+    _create_index(database, "message_from_addr_written", "message", "from_addr, (COALESCE(date, arrived_at))")
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -114,7 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     (6, "statuses named as in the procedures", _statuses),
     (7, "request type beside the issue type", _request_type),
     (8, "the issue record the customer's mail gives", _issue_record),
-    (9, "indexes for open tickets by team and by assignee", _hot_query_indexes),
+    (9, "indexes for open tickets by team and assignee, subjects and senders", _hot_query_indexes),
 )
 
 

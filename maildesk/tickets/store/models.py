@@ -146,8 +146,13 @@ class Ticket(BaseModel):
     waiting_since = DateTimeField(null=True)
 
     class Meta:
-        # open tickets by team and by assignee (the queues, least-open assignment); migration 9
-        indexes = ((("team", "status"), False), (("assignee", "status"), False))
+        # open tickets by team and by assignee (the queues, least-open assignment), the newest
+        # tickets of a subject (threading); migration 9, which also indexes senders' mail by time
+        indexes = (
+            (("team", "status"), False),
+            (("assignee", "status"), False),
+            (("subject_key", "updated_at"), False),
+        )
 
 
 class SlaMark(BaseModel):
