@@ -158,6 +158,7 @@ def lent_connection(database: Database) -> contextlib.AbstractContextManager[obj
 def connection_lost(database: Database) -> bool:
     """Whether this thread's PostgreSQL connection was cut (a restart, a failover, a network
     fault): the work in hand failed for that reason and should be retried, not blamed."""
+    database = getattr(database, "obj", database)  # a model's database is the proxy to it
     if not isinstance(database, _PostgresDatabase):
         return False
     conn = database._state.conn
