@@ -77,17 +77,13 @@ from maildesk.pipeline import MailContext, Outcome, Verdict, Worker  # noqa: E40
 from maildesk.spool import Incoming, dedupe_key  # noqa: E402
 from maildesk.subjects import subject_key  # noqa: E402
 from maildesk.tickets.store.models import InboundMail  # noqa: E402
-from tests.conftest import postgres_server  # noqa: E402
+from tests.conftest import postgres_admin, postgres_server  # noqa: E402
 from tests.test_scale import CONFIG, WORKER, rows, spool  # noqa: E402
 
 
 def run(server: dict, n: int, workers: int) -> float:
     name = f"bench_{workers}_{time.monotonic_ns()}"
-    admin = psycopg2.connect(host="127.0.0.1", port=server["port"], user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:{server['port']}/{name}"
+    url = _create_database(server, name)
     try:
         with tempfile.TemporaryDirectory() as folder:
             config = Path(folder) / "maildesk.toml"
@@ -124,9 +120,7 @@ def run(server: dict, n: int, workers: int) -> float:
                   f"  (each once, threads whole: {verdict})")  # fmt: skip
             return total / seconds
     finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        _drop_database(server, name)
 
 
 # ---------------------------------------------------------------------------------------- part 2
@@ -521,20 +515,12 @@ class Loader:
 
 
 def _create_database(server: dict, name: str) -> str:
-    admin = psycopg2.connect(host="127.0.0.1", port=server["port"], user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    admin.close()
+    postgres_admin(server, f'CREATE DATABASE "{name}"')
     return f"postgresql://postgres@127.0.0.1:{server['port']}/{name}"
 
 
 def _drop_database(server: dict, name: str) -> None:
-    admin = psycopg2.connect(host="127.0.0.1", port=server["port"], user="postgres", dbname="postgres")
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.close()
+    postgres_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _schema(url: str) -> None:

@@ -25,7 +25,7 @@ from maildesk.config import Config
 from maildesk.desk import Desk, open_desk
 from maildesk.errors import UserError
 from maildesk.intake.smtp import SpoolHandler, make_server
-from maildesk.outbox import Delivery
+from maildesk.outbox import Delivery, send_due
 from maildesk.pipeline import Outcome
 from maildesk.tickets.store.db import lent_connection
 
@@ -164,7 +164,7 @@ class Server:
                 delay = 0.0
             except (peewee.OperationalError, peewee.InterfaceError) as exc:
                 # the database is restarting or failing over: the spool keeps the mail, and
-                # what this worker had claimed comes back to the queue when its lease runs out
+                # this worker takes up what it had claimed on its next pass
                 delay = min(max(delay * 2, 1.0), DB_RETRY_MAX)
                 log.warning("worker: database unavailable (%s); retrying in %.0f s", _first_line(exc), delay)
             except Exception:  # a bug in one pass must not end the worker
@@ -234,8 +234,6 @@ class Server:
                 await asyncio.wait_for(self._stop.wait(), timeout=OUTBOX_EVERY)
 
     def _send(self, desk: Desk) -> Delivery:
-        from maildesk.outbox import send_due
-
         with lent_connection(desk.database):
             return send_due(self.config, desk.database, self.clock(), OUTBOX_BATCH)
 

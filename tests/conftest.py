@@ -257,13 +257,14 @@ def postgres_template(postgres_server: dict) -> str:
     from maildesk.tickets.store.db import close_database, open_database
 
     name = f"maildesk_template_{os.getpid()}"
-    _admin(postgres_server, f'CREATE DATABASE "{name}"')
+    postgres_admin(postgres_server, f'CREATE DATABASE "{name}"')
     # every connection closed: PostgreSQL copies a template only while nobody is connected to it
     close_database(open_database(f"postgresql://postgres@127.0.0.1:{postgres_server['port']}/{name}"))
     return name
 
 
-def _admin(postgres_server: dict, sql: str) -> None:
+def postgres_admin(postgres_server: dict, sql: str) -> None:
+    """Run one statement as the cluster's superuser (CREATE or DROP DATABASE)."""
     psycopg2 = postgres_server["psycopg2"]
     # a fresh connection each time: a test may have restarted the server under an older one
     port = postgres_server["port"]
@@ -278,9 +279,10 @@ def _admin(postgres_server: dict, sql: str) -> None:
 
 def _fresh_database(postgres_server: dict, template: str = "") -> Iterator[str]:
     name = f"maildesk_{os.getpid()}_{time.monotonic_ns()}"
-    _admin(postgres_server, f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    copy = f' TEMPLATE "{template}"' if template else ""
+    postgres_admin(postgres_server, f'CREATE DATABASE "{name}"{copy}')
     yield f"postgresql://postgres@127.0.0.1:{postgres_server['port']}/{name}"
-    _admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    postgres_admin(postgres_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

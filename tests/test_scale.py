@@ -148,6 +148,12 @@ def test_exactly_one_clock_is_active_and_a_standby_takes_over(postgres_url: str)
         assert again == [True]  # and keeps it, checked on the session that holds the lock
         assert maildesk_sessions(postgres_url) == 2  # one per clock, not one per thread
         first.close()  # that host goes away
+        import time
+
+        # the server frees the lock when the closed session's backend has ended, a moment later
+        deadline = time.monotonic() + 10
+        while not second.active() and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert second.active() is True
     finally:
         first.close()
