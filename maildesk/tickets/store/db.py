@@ -13,6 +13,7 @@ from playhouse.pool import MaxConnectionsExceeded, PooledPostgresqlDatabase
 from maildesk.errors import DatabaseError
 from maildesk.tickets.store.migrations import migrate
 from maildesk.tickets.store.models import database_proxy
+from maildesk.tickets.store.turns import Turns
 
 # WAL lets readers (tickets list) run beside the ingest writer; synchronous=FULL makes a
 # commit durable before we acknowledge mail (NORMAL could lose the last commit on power loss).
@@ -34,8 +35,31 @@ class _SqliteDatabase(SqliteDatabase):
     waits its turn instead (the SMTP intake and the worker write from different threads).
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.turns = Turns()  # this process's writers, in the order they came
+
     def begin(self, lock_type: str | None = None) -> None:
-        super().begin(lock_type or "IMMEDIATE")
+        self.turns.acquire()
+        try:
+            super().begin(lock_type or "IMMEDIATE")
+        except BaseException:
+            self.turns.release()
+            raise
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            if not self.in_transaction():
+                self.turns.release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            if not self.in_transaction():
+                self.turns.release()
 
 
 class _PostgresDatabase(PooledPostgresqlDatabase):
