@@ -38,6 +38,30 @@ def test_waiters_get_the_lock_in_the_order_they_asked() -> None:
     assert order == [0, 1, 2, 3, 4, 5]
 
 
+def test_a_transaction_rolled_back_and_begun_again_keeps_its_turn(tmp_path: Path) -> None:
+    """`transaction.rollback()` inside `atomic()` (as `maildesk explain` does) begins anew on the
+    same thread: it must not wait for itself, and the turn passes on when the block ends."""
+    database = open_database(f"sqlite:///{tmp_path / 't.db'}")
+    database.execute_sql("CREATE TABLE t (n INTEGER)")
+    with database.atomic() as transaction:
+        database.execute_sql("INSERT INTO t VALUES (1)")
+        transaction.rollback()
+        database.execute_sql("INSERT INTO t VALUES (2)")
+    done: list[int] = []
+
+    def write() -> None:
+        with database.atomic():
+            database.execute_sql("INSERT INTO t VALUES (3)")
+        done.append(1)
+
+    other = threading.Thread(target=write)
+    other.start()
+    other.join(timeout=10)
+    assert done == [1]
+    assert [n for (n,) in database.execute_sql("SELECT n FROM t ORDER BY n")] == [2, 3]
+    database.close()
+
+
 def test_a_thread_that_does_not_hold_the_lock_cannot_release_it() -> None:
     turns, order = Turns(), []
     turns.acquire()

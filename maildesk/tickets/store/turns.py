@@ -24,9 +24,11 @@ class Turns:
         self._owner: int | None = None
 
     def acquire(self) -> None:
+        """Wait for this thread's turn; a thread that holds the lock has it already (a
+        transaction rolled back and begun again in one `atomic` block asks twice)."""
         me = threading.get_ident()
         with self._guard:
-            if self._owner is None:
+            if self._owner in (None, me):
                 self._owner = me
                 return
             turn = threading.Event()
