@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -48,17 +49,16 @@ class _SqliteDatabase(SqliteDatabase):
             raise
 
     def commit(self) -> None:
-        try:
-            super().commit()
-        finally:
-            if not self.in_transaction():
-                self.turns.release()
+        self._end(super().commit)
 
     def rollback(self) -> None:
+        self._end(super().rollback)
+
+    def _end(self, end: Callable[[], None]) -> None:
         try:
-            super().rollback()
+            end()
         finally:
-            if not self.in_transaction():
+            if not self.in_transaction():  # the outermost transaction is over: the next writer's turn
                 self.turns.release()
 
 
