@@ -290,6 +290,11 @@ class _Rules:
     def _breach(self, deadline: str, due: datetime, detail: str) -> None:
         self._event("sla_breached", f"{deadline}: due {due:%Y-%m-%d %H:%M} UTC, {detail}")
 
+    def _mail_requester(self, template: str, values: dict[str, object]) -> None:
+        """The clock's own mail to the requester: automatic, from no agent."""
+        relay.send(self.ticket, self.config, template, values, now=self.at, agent_name="",
+                   kind="notification", automatic=True)  # fmt: skip
+
     def _requester(self) -> tuple[str, str]:
         t = self.ticket
         contact = Contact.get_or_none(Contact.id == t.requester_id) if t.requester_id else None
@@ -347,16 +352,7 @@ class _Rules:
             extra={"level": level, "reason": reason, "by": "the SLA clock"},
         )
         # seed 003: escalations are communicated to the requester
-        relay.send(
-            t,
-            self.config,
-            "escalation",
-            {"level": level, "reason": ""},
-            now=self.at,
-            agent_name="",
-            kind="notification",
-            automatic=True,
-        )
+        self._mail_requester("escalation", {"level": level, "reason": ""})
 
     def _unclaimed(self) -> None:
         t = self.ticket
@@ -387,8 +383,7 @@ class _Rules:
             return  # it goes to the vendor first; the customer is not asked to wait
         if not self._due(due) or not self._once("scheduling"):
             return
-        relay.send(self.ticket, self.config, "scheduling_offer", {"url": url}, now=self.at, agent_name="",
-                   kind="notification", automatic=True)  # fmt: skip
+        self._mail_requester("scheduling_offer", {"url": url})
         self._event("scheduling_offered", f"offered {url}")
 
     def _no_update(self) -> None:
@@ -457,9 +452,7 @@ class _Rules:
         if not self._due(first):
             return
         if self._once("follow_up", key):
-            relay.send(
-                self.ticket,
-                self.config,
+            self._mail_requester(
                 "follow_up",
                 {
                     "attempt": 2,
@@ -467,10 +460,6 @@ class _Rules:
                     "missing": stored(self.ticket).missing(),
                     "deadline": "",
                 },
-                now=self.at,
-                agent_name="",
-                kind="notification",
-                automatic=True,
             )
             self._event("followed_up", "second request for the missing information")
         second = naive_utc(self.calendar.add_days(first, self.config.sla.info_within))
@@ -481,13 +470,4 @@ class _Rules:
         t = self.ticket
         t.status, t.closed_at, t.updated_at, t.waiting_since = "closed", self.at, self.at, None
         self._event("closed", detail)
-        relay.send(
-            t,
-            self.config,
-            "closing",
-            {"reason": reason, "resolution": ""},
-            now=self.at,
-            agent_name="",
-            kind="notification",
-            automatic=True,
-        )
+        self._mail_requester("closing", {"reason": reason, "resolution": ""})
