@@ -55,7 +55,6 @@ import math
 import os
 import queue
 import random
-import subprocess
 import sys
 import tempfile
 import threading
@@ -78,7 +77,7 @@ from maildesk.spool import Incoming, dedupe_key  # noqa: E402
 from maildesk.subjects import subject_key  # noqa: E402
 from maildesk.tickets.store.models import InboundMail  # noqa: E402
 from tests.conftest import postgres_admin, postgres_server  # noqa: E402
-from tests.test_scale import CONFIG, WORKER, rows, spool  # noqa: E402
+from tests.test_scale import CONFIG, rows, spool, start_workers, taken_by  # noqa: E402
 
 
 def run(server: dict, n: int, workers: int) -> float:
@@ -89,21 +88,8 @@ def run(server: dict, n: int, workers: int) -> float:
             config = Path(folder) / "maildesk.toml"
             config.write_text(CONFIG.format(root=folder))
             total = spool(url, config, conversations=n // 2, replies=1)
-            env = dict(os.environ, PYTHONPATH=str(ROOT))
             started = time.perf_counter()
-            procs = [
-                subprocess.Popen(
-                    [sys.executable, "-c", WORKER, str(config), url, "50"],
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                )
-                for _ in range(workers)
-            ]
-            for proc in procs:
-                _, err = proc.communicate(timeout=3600)
-                if proc.returncode:
-                    raise SystemExit(err.decode()[-2000:])
+            taken_by(start_workers(config, url, workers, batch=50), timeout=3600)
             seconds = time.perf_counter() - started
             stored = rows(
                 url, "SELECT count(*), count(DISTINCT inbound_id) FROM message WHERE direction = 'in'"

@@ -70,6 +70,26 @@ def spool(url: str, config: Path, conversations: int, replies: int, start: int =
     return len(items)
 
 
+def start_workers(config: Path, url: str, count: int, batch: int) -> list[subprocess.Popen[bytes]]:
+    """`count` worker processes on the queue at once, each running `process_pending` to the end."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-c", WORKER, str(config), url, str(batch)]
+    return [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(count)
+    ]
+
+
+def taken_by(procs: list[subprocess.Popen[bytes]], timeout: float) -> list[int]:
+    """How many messages each worker took, once all have finished; a failed worker fails here."""
+    taken = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err.decode()[-3000:]
+        taken.append(int(out.decode().split()[-1]))
+    return taken
+
+
 def rows(url: str, sql: str) -> list[tuple]:
     conn = psycopg2.connect(url)
     try:
@@ -87,21 +107,7 @@ def test_workers_share_one_queue_and_each_conversation_stays_one_ticket(
     config = tmp_path / "maildesk.toml"
     config.write_text(CONFIG.format(root=tmp_path))
     total = spool(postgres_url, config, conversations=40, replies=2)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", WORKER, str(config), postgres_url, "4"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(workers)
-    ]
-    taken = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err.decode()[-3000:]
-        taken.append(int(out.decode().strip().splitlines()[-1]))
+    taken = taken_by(start_workers(config, postgres_url, workers, batch=4), timeout=300)
     assert sum(taken) == total  # each message claimed by exactly one worker
     assert all(n > 0 for n in taken), taken  # and the work was shared
     states = dict(rows(postgres_url, "SELECT state, count(*) FROM inbound_mail GROUP BY state"))
@@ -193,18 +199,12 @@ def test_a_dead_workers_claims_are_taken_over_when_their_lease_runs_out(
     taken = claim(desk.database, total // 2, datetime.now(UTC).replace(tzinfo=None), timedelta(seconds=2))
     desk.close()
     assert len(taken) == total // 2
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    first = subprocess.run([sys.executable, "-c", WORKER, str(config), postgres_url, "50"], env=env,
-                           capture_output=True, timeout=120)  # fmt: skip
-    assert first.returncode == 0, first.stderr.decode()[-2000:]
-    assert int(first.stdout.decode().split()[-1]) == total - len(taken)  # the dead worker's share waits
+    first = taken_by(start_workers(config, postgres_url, 1, batch=50), timeout=120)
+    assert first == [total - len(taken)]  # the dead worker's share waits
     import time
 
     time.sleep(2.5)  # the lease runs out
-    second = subprocess.run([sys.executable, "-c", WORKER, str(config), postgres_url, "50"], env=env,
-                            capture_output=True, timeout=120)  # fmt: skip
-    assert second.returncode == 0, second.stderr.decode()[-2000:]
-    assert int(second.stdout.decode().split()[-1]) == len(taken)
+    assert taken_by(start_workers(config, postgres_url, 1, batch=50), timeout=120) == [len(taken)]
     assert processed(postgres_url) == total
     assert rows(
         postgres_url, "SELECT count(DISTINCT inbound_id), count(*) FROM message WHERE direction = 'in'"
