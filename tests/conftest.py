@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,18 @@ class Desk:
         self.config = root / "maildesk.toml"
         self.storage = root / "var"
         self.config.write_text(BASE_CONFIG.format(storage=self.storage))
+
+    @property
+    def maildir_relay(self) -> str:
+        """Config that sends outgoing mail to the Maildir at `out/`, where `outgoing` reads it."""
+        return f'\n[outbound]\nrelay = "maildir:{self.root / "out"}"\n'
+
+    def outgoing(self) -> list[EmailMessage]:
+        """Flush the outbox to the `maildir_relay` and read every message sent there so far."""
+        from tests.mail import sent_mail
+
+        assert self.run("outbox", "flush").code == 0
+        return sent_mail(self.root / "out")
 
     def sql(self, statement: str, params: tuple = ()) -> list[tuple]:
         """Run one statement against the desk's database, SQLite or PostgreSQL (`?` placeholders);

@@ -77,10 +77,15 @@ class Mailboxes:
 def desk(tmp_path: Path) -> Iterator[tuple[ServeProcess, Mailboxes]]:
     if shutil.which("s-nail") is None:
         missing("s-nail is not installed (apt-get install s-nail)")
-    boxes = Mailboxes(tmp_path / "mailboxes")
+    yield from serve_with_mailboxes(tmp_path, AGENTS)
+
+
+def serve_with_mailboxes(root: Path, config: str) -> Iterator[tuple[ServeProcess, Mailboxes]]:
+    """`maildesk serve` whose outgoing mail goes to a relay that files it by recipient."""
+    boxes = Mailboxes(root / "mailboxes")
     relay = Controller(boxes, hostname="127.0.0.1", port=free_port())
     relay.start()
-    serve = ServeProcess(tmp_path, AGENTS + f'\n[outbound]\nrelay = "smtp://127.0.0.1:{relay.port}"\n')
+    serve = ServeProcess(root, config + f'\n[outbound]\nrelay = "smtp://127.0.0.1:{relay.port}"\n')
     serve.start()
     try:
         yield serve, boxes

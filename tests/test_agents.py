@@ -9,7 +9,7 @@ import pytest
 
 from maildesk.respond.addresses import verify
 from tests.conftest import Desk
-from tests.mail import make_mail, reply_to, sent_mail, to_agent
+from tests.mail import make_mail, reply_to, to_agent
 
 # the pipeline behaves the same on SQLite and on PostgreSQL
 pytestmark = pytest.mark.both_databases
@@ -29,19 +29,12 @@ team = "Service Desk"
 
 @pytest.fixture
 def team(desk: Desk) -> Desk:
-    desk.config.write_text(
-        desk.config.read_text() + TEAM + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n'
-    )
+    desk.config.write_text(desk.config.read_text() + TEAM + desk.maildir_relay)
     return desk
 
 
-def sent(desk: Desk) -> list[EmailMessage]:
-    assert desk.run("outbox", "flush").code == 0
-    return sent_mail(desk.root / "out")
-
-
 def customer_mail(desk: Desk) -> list[EmailMessage]:
-    return [m for m in sent(desk) if "@helpdesk.example" not in str(m["To"])]
+    return [m for m in desk.outgoing() if "@helpdesk.example" not in str(m["To"])]
 
 
 def ingest(desk: Desk, tmp_path: Path, name: str, raw: bytes, now: str = "2026-11-02T10:00:00Z") -> dict:
@@ -57,7 +50,7 @@ def open_ticket(desk: Desk, tmp_path: Path, subject: str = "Printer on floor 2 i
     ticket = desk.show("MD-1")
     assignee = ticket["assignee"]
     assert assignee, "round robin assigns the new ticket"
-    return to_agent(sent(desk), assignee)
+    return to_agent(desk.outgoing(), assignee)
 
 
 def answer(desk: Desk, tmp_path: Path, notice: EmailMessage, body: str, mid: str, sender: str = "") -> None:
@@ -82,7 +75,7 @@ def test_the_assignee_is_notified_with_a_signed_reply_address_of_their_own(
     second = make_mail(subject="Re: [MD-1] Printer on floor 2 is jammed", body="Still jammed.",
                        message_id="q2@customer.example", in_reply_to="q1@customer.example")  # fmt: skip
     ingest(team, tmp_path, "q2", second)
-    again = to_agent(sent(team), "alice@", "")
+    again = to_agent(team.outgoing(), "alice@", "")
     assert "Still jammed." in again.get_body(("plain",)).get_content()
     assert again["In-Reply-To"] == "<q2@customer.example>"
 
@@ -119,7 +112,7 @@ def test_an_agent_reply_reaches_the_customer_from_the_desk_threaded_and_stripped
     assert ticket["first_response_at"] is not None
     (mine,) = [m for m in ticket["messages"] if m["kind"] == "agent"]
     assert mine["visibility"] == "public" and "#status" not in mine["text"]
-    confirmation = [m for m in sent(team) if "alice@" in str(m["To"]) and "Done" in m["Subject"]]
+    confirmation = [m for m in team.outgoing() if "alice@" in str(m["To"]) and "Done" in m["Subject"]]
     assert len(confirmation) == 1
     body = confirmation[0].get_body(("plain",)).get_content()
     assert "anna@customer.example" in body and "#status resolved: done" in body
@@ -148,7 +141,7 @@ def test_commands_are_applied_and_errors_explained_to_the_agent(team: Desk, tmp_
     ticket = team.show("MD-1")
     assert ticket["assignee"] == "bob@helpdesk.example" and ticket["issue_type"] == "Incident"
     assert ticket["priority"] == "normal"
-    everything = sent(team)
+    everything = team.outgoing()
     (confirmation,) = [m for m in everything if "alice@" in str(m["To"]) and "failed" in m["Subject"]]
     text = confirmation.get_body(("plain",)).get_content()
     assert "#assign bob: done" in text and "unknown priority 'sky-high'" in text
@@ -169,7 +162,7 @@ def test_commands_are_applied_and_errors_explained_to_the_agent(team: Desk, tmp_
 def test_escalation_tells_the_next_tier_and_the_requester(team: Desk, tmp_path: Path) -> None:
     notice = open_ticket(team, tmp_path)
     answer(team, tmp_path, notice, "#escalate needs a new fuser unit", "e1@h")
-    everything = sent(team)
+    everything = team.outgoing()
     carol = to_agent(everything, "carol@")
     assert "needs a new fuser unit" in carol.get_body(("plain",)).get_content()
     told = [m for m in everything if "anna@" in str(m["To"]) and m["Subject"].startswith("Re:")]
@@ -236,7 +229,7 @@ def test_a_forged_agent_from_runs_nothing_relays_nothing_and_the_agent_is_told(
         e["kind"] == "agent_unverified" and "no signed reply address" in e["detail"] for e in ticket["events"]
     )
     assert len(customer_mail(team)) == before
-    warning = [m for m in sent(team) if "alice@" in str(m["To"]) and "Not run" in m["Subject"]]
+    warning = [m for m in team.outgoing() if "alice@" in str(m["To"]) and "Not run" in m["Subject"]]
     assert (
         len(warning) == 1 and "f1" not in warning[0]["Reply-To"]
         if warning[0]["Reply-To"]
@@ -318,7 +311,7 @@ def test_hostile_customer_headers_cannot_add_headers_to_the_agents_notification(
     hostile_name = b"From: =?utf-8?q?Anna=E2=80=A8Bcc:_x@evil.example_=22?= <anna@customer.example>"
     raw = raw.replace(b"From: anna@customer.example", hostile_name)
     ingest(team, tmp_path, "h1", raw)
-    everything = sent(team)
+    everything = team.outgoing()
     assert everything, "the acknowledgement and the notification were sent"
     for message in everything:
         assert message["Bcc"] is None
@@ -335,5 +328,5 @@ def test_mail_from_an_unreadable_sender_still_reaches_the_agents(team: Desk, tmp
         b"From: anna@customer.example", b"From: =?utf-8?q?Anna=0D=0ABcc:_x@evil.example?= <anna@"
     )
     ingest(team, tmp_path, "u1", raw)
-    notice = to_agent(sent(team), "alice@")
+    notice = to_agent(team.outgoing(), "alice@")
     assert "Printer on fire" in str(notice["Subject"]) and notice["Bcc"] is None

@@ -49,9 +49,7 @@ def with_clock(desk: Desk) -> Desk:
         'secret = "test-secret"\n', 'secret = "test-secret"\nlead = "lead@helpdesk.example"\n'
     )
     # a top-level key must come before the first table
-    desk.config.write_text(
-        'assignment = "none"\n' + text + SLA + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n'
-    )
+    desk.config.write_text('assignment = "none"\n' + text + SLA + desk.maildir_relay)
     return desk
 
 

@@ -9,11 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests.mail import make_mail, reply_to
-from tests.smtp_server import ServeProcess, free_port
-from tests.test_agent_mail_client import AGENTS, Mailboxes, show
+from tests.smtp_server import ServeProcess
+from tests.test_agent_mail_client import AGENTS, Mailboxes, serve_with_mailboxes, show
 
 # the desk is open one minute a week, so the wall clock is after hours whenever the test runs
 CONFIG = (
@@ -37,16 +36,7 @@ after_hours = true
 
 @pytest.fixture
 def desk(tmp_path: Path) -> Iterator[tuple[ServeProcess, Mailboxes]]:
-    boxes = Mailboxes(tmp_path / "mailboxes")
-    relay = Controller(boxes, hostname="127.0.0.1", port=free_port())
-    relay.start()
-    serve = ServeProcess(tmp_path, CONFIG + f'\n[outbound]\nrelay = "smtp://127.0.0.1:{relay.port}"\n')
-    serve.start()
-    try:
-        yield serve, boxes
-    finally:
-        serve.terminate()
-        relay.stop()
+    yield from serve_with_mailboxes(tmp_path, CONFIG)
 
 
 def send(serve: ServeProcess, sender: str, recipient: str, raw: bytes) -> None:

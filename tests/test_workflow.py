@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Desk
-from tests.mail import make_mail, reply_to, sent_mail, to_agent
+from tests.mail import make_mail, reply_to, to_agent
 
 # the pipeline behaves the same on SQLite and on PostgreSQL
 pytestmark = pytest.mark.both_databases
@@ -26,17 +26,12 @@ def team(desk: Desk) -> Desk:
     text = desk.config.read_text().replace(
         "priority = true\n", 'priority = true\naccount_manager = "am@helpdesk.example"\n'
     )
-    desk.config.write_text(text + LINKS + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n')
+    desk.config.write_text(text + LINKS + desk.maildir_relay)
     return desk
 
 
-def mail(desk: Desk) -> list[EmailMessage]:
-    assert desk.run("outbox", "flush").code == 0
-    return sent_mail(desk.root / "out")
-
-
 def to(desk: Desk, address: str) -> list[EmailMessage]:
-    return [m for m in mail(desk) if address in str(m["To"]) or address in str(m["Cc"] or "")]
+    return [m for m in desk.outgoing() if address in str(m["To"]) or address in str(m["Cc"] or "")]
 
 
 def opened(
@@ -49,7 +44,7 @@ def opened(
 
 
 def agent_says(desk: Desk, tmp_path: Path, body: str, mid: str, subject: str = "") -> None:
-    notice = to_agent(mail(desk), "@helpdesk.example", subject)
+    notice = to_agent(desk.outgoing(), "@helpdesk.example", subject)
     agent = str(notice["To"]).split("<")[-1].rstrip(">")
     (tmp_path / f"{mid}.eml").write_bytes(reply_to(notice, agent, body, message_id=f"{mid}@h"))
     desk.ingest(tmp_path / f"{mid}.eml", now="2026-11-02T10:00:00Z")
@@ -112,7 +107,7 @@ def test_a_watcher_gets_public_updates_and_never_internal_notes(team: Desk, tmp_
 def test_a_team_set_to_hear_of_every_ticket_gets_a_courtesy_alert(desk: Desk, tmp_path: Path) -> None:
     text = desk.config.read_text()
     courtesy = '\n[[teams]]\nname = "Vega"\naddress = "vega@helpdesk.example"\nevery_ticket = true\n'
-    desk.config.write_text(text + courtesy + f'\n[outbound]\nrelay = "maildir:{desk.root / "out"}"\n')
+    desk.config.write_text(text + courtesy + desk.maildir_relay)
     opened(desk, tmp_path, "Printer jammed")
     (alert,) = to(desk, "vega@helpdesk.example")
     assert "for your information" in alert.get_body(("plain",)).get_content() and "[MD-1]" in alert["Subject"]
@@ -199,7 +194,7 @@ def test_a_colleagues_forward_makes_the_customer_the_requester(
     # the customer is acknowledged, the colleague is not answered as a customer
     acks = [
         m
-        for m in mail(team)
+        for m in team.outgoing()
         if m["Subject"] and "[MD-1]" in m["Subject"] and expect["sender"] in str(m["To"])
     ]
     assert len(acks) == 1
