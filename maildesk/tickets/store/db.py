@@ -101,10 +101,9 @@ class _PostgresDatabase(PooledPostgresqlDatabase):
             return super().execute_sql(sql, params)
 
     def _replace_lost_connection(self) -> bool:
-        conn = self._state.conn
-        if conn is None or not conn.closed:
+        if not connection_lost(self):
             return False  # the connection is fine: the statement itself failed
-        self._close(conn, close_conn=True)  # out of the pool for good
+        self._close(self._state.conn, close_conn=True)  # out of the pool for good
         self._state.reset()
         self.connect()  # raises while the server is still down; the caller retries later
         return True
