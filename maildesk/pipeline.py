@@ -254,6 +254,7 @@ class Worker:
                 for row in rows:
                     if row.sha256 not in raws:
                         report(self._park(row, "the spool has lost this message's raw bytes", now))
+                        self._held.discard(row.id)
                 yield [(row, raws[row.sha256]) for row in rows if row.sha256 in raws]
 
         self.process_batches(batches(), now, report)
