@@ -172,8 +172,15 @@ class Desk:
 def desk(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], db_backend: str, request: pytest.FixtureRequest
 ) -> Desk:
-    if db_backend == "postgresql":
-        return Desk(tmp_path, request.getfixturevalue("postgres_desk_url"), capsys)
+    return _desk_on(db_backend, request, tmp_path, capsys, "postgres_desk_url")
+
+
+def _desk_on(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str], url: str
+) -> Desk:
+    """A desk on SQLite, or on the PostgreSQL database the fixture named `url` makes."""
+    if backend == "postgresql":
+        return Desk(tmp_path, request.getfixturevalue(url), capsys)
     return Desk(tmp_path, f"sqlite:///{tmp_path / 'maildesk.db'}", capsys)
 
 
@@ -325,10 +332,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_desk(request: pytest.FixtureRequest, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Desk:
-    """The same test on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        return Desk(tmp_path, f"sqlite:///{tmp_path / 'maildesk.db'}", capsys)
-    url = request.getfixturevalue("postgres_url")
-    return Desk(tmp_path, url, capsys)
+    """The same test on SQLite and on PostgreSQL, each database empty (no schema yet), in a
+    module not marked `both_databases`, or where the test needs the empty database."""
+    return _desk_on(request.param, request, tmp_path, capsys, "postgres_url")

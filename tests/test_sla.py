@@ -58,11 +58,6 @@ def clock(desk: Desk) -> Desk:
     return with_clock(desk)
 
 
-@pytest.fixture
-def any_clock(any_desk: Desk) -> Desk:
-    return with_clock(any_desk)
-
-
 def tick(desk: Desk, now: str) -> dict:
     result = desk.run("sla", "run", "--json", now=now)
     assert result.code == 0, result.err
@@ -92,9 +87,8 @@ def customer_writes(
 
 
 def test_unclaimed_alert_first_response_breach_and_escalation_each_happen_once(
-    any_clock: Desk, tmp_path: Path
+    clock: Desk, tmp_path: Path
 ) -> None:
-    clock = any_clock  # on SQLite and on PostgreSQL
     # Monday 09:01 local, before opening: the clock starts at 10:00
     customer_writes(clock, tmp_path, "a1", "2026-11-02T08:01:00Z", "Printer on floor 2 is jammed")
     before = len(mail(clock))
